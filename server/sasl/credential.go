@@ -108,7 +108,7 @@ func normalizeUsername(s string) (string, error) {
 	switch {
 	case err != nil:
 		return "", err
-	case len(u) > 1023 || strings.ContainsAny(u, `"&'/:<>@`):
+	case u == "" || len(u) > 1023 || strings.ContainsAny(u, `"&'/:<>@`):
 		return "", errors.New("not a localpart")
 	}
 	return u, nil
