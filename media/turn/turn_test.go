@@ -75,24 +75,24 @@ func TestClassifyPeer(t *testing.T) {
 		{"100.127.255.254", peerInternal},
 		{"192.0.0.9", peerInternal},
 		{"198.18.0.1", peerInternal},
-		{"::ffff:127.0.0.1", peerInternal},  // IPv4-mapped loopback
-		{"::ffff:10.0.0.1", peerInternal},   // IPv4-mapped private
-		{"64:ff9b::7f00:1", peerInternal},   // NAT64 of 127.0.0.1
-		{"64:ff9b::a00:1", peerInternal},    // NAT64 of 10.0.0.1
-		{"2002:c0a8:101::1", peerInternal},  // 6to4 of 192.168.1.1
-		{"0.0.0.0", peerNever},              // reaches the local host on Linux
-		{"::", peerNever},                   // same for IPv6
-		{"0.1.2.3", peerNever},              // "this network"
-		{"224.0.0.1", peerNever},            // multicast
-		{"239.255.255.250", peerNever},      // SSDP
-		{"ff02::1", peerNever},              // IPv6 multicast
-		{"255.255.255.255", peerNever},      // broadcast
-		{"240.0.0.1", peerNever},            // reserved
-		{"::127.0.0.1", peerNever},          // IPv4-compatible, deprecated
-		{"64:ff9b::808:808", peerPublic},    // NAT64 of 8.8.8.8
+		{"::ffff:127.0.0.1", peerInternal}, // IPv4-mapped loopback
+		{"::ffff:10.0.0.1", peerInternal},  // IPv4-mapped private
+		{"64:ff9b::7f00:1", peerInternal},  // NAT64 of 127.0.0.1
+		{"64:ff9b::a00:1", peerInternal},   // NAT64 of 10.0.0.1
+		{"2002:c0a8:101::1", peerInternal}, // 6to4 of 192.168.1.1
+		{"0.0.0.0", peerNever},             // reaches the local host on Linux
+		{"::", peerNever},                  // same for IPv6
+		{"0.1.2.3", peerNever},             // "this network"
+		{"224.0.0.1", peerNever},           // multicast
+		{"239.255.255.250", peerNever},     // SSDP
+		{"ff02::1", peerNever},             // IPv6 multicast
+		{"255.255.255.255", peerNever},     // broadcast
+		{"240.0.0.1", peerNever},           // reserved
+		{"::127.0.0.1", peerNever},         // IPv4-compatible, deprecated
+		{"64:ff9b::808:808", peerPublic},   // NAT64 of 8.8.8.8
 		{"8.8.8.8", peerPublic},
-		{"100.63.255.255", peerPublic},      // just below CGNAT
-		{"172.32.0.1", peerPublic},          // just above 172.16/12
+		{"100.63.255.255", peerPublic}, // just below CGNAT
+		{"172.32.0.1", peerPublic},     // just above 172.16/12
 		{"203.0.113.7", peerPublic},
 		{"2001:db8::1", peerPublic},
 		{"2a00:1450:4001:80b::200e", peerPublic},
