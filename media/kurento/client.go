@@ -446,13 +446,8 @@ func (c *Client) call(ctx context.Context, method string, params map[string]any)
 	if sid := c.SessionID(); sid != "" {
 		p["sessionId"] = sid
 	}
-	res, err := w.roundTrip(ctx, c.nextID.Add(1), method, p)
+	res, err := c.roundTrip(ctx, w, method, p)
 	if err != nil {
-		if c.ctx.Err() != nil && !isServerError(err) {
-			if cerr := c.Err(); cerr != nil {
-				return nil, cerr
-			}
-		}
 		return nil, err
 	}
 	if sid := resultSessionID(res); sid != "" {
@@ -465,6 +460,17 @@ func (c *Client) call(ctx context.Context, method string, params map[string]any)
 		c.mu.Unlock()
 	}
 	return res, nil
+}
+
+// roundTrip sends one request on w.
+func (c *Client) roundTrip(ctx context.Context, w *wsConn, method string, params map[string]any) (json.RawMessage, error) {
+	res, err := w.roundTrip(ctx, c.nextID.Add(1), method, params)
+	// Close cuts the socket under a request: report that as ErrClosed, not as a lost
+	// connection.
+	if err != nil && !isServerError(err) && errors.Is(c.Err(), ErrClosed) {
+		return nil, ErrClosed
+	}
+	return res, err
 }
 
 func isServerError(err error) bool {
@@ -562,7 +568,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := w.roundTrip(ctx, c.nextID.Add(1), "ping", c.pingParams())
+	res, err := c.roundTrip(ctx, w, "ping", c.pingParams())
 	if err != nil {
 		return fmt.Errorf("kurento: ping: %w", err)
 	}
