@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/text/secure/precis"
 
-	storage "github.com/hearth-im/hearth/server/sasl/internal/storagestub"
+	"github.com/hearth-im/hearth/storage"
 )
 
 // DefaultIterations is the PBKDF2 iteration count of new credentials, the

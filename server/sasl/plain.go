@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	storage "github.com/hearth-im/hearth/server/sasl/internal/storagestub"
+	"github.com/hearth-im/hearth/storage"
 )
 
 // plain verifies an RFC 4616 message, authzid NUL authcid NUL passwd, against

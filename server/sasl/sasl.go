@@ -20,7 +20,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	storage "github.com/hearth-im/hearth/server/sasl/internal/storagestub"
+	"github.com/hearth-im/hearth/storage"
 )
 
 // Lookup returns the stored credential of a user for one hash ("SHA-1", "SHA-256",
@@ -72,9 +72,11 @@ func fail(condition, text string) *Failure { return &Failure{Condition: conditio
 
 // Mechanisms lists the mechanisms to advertise on a connection, strongest first.
 // The -PLUS variants appear only when a channel-binding type is available.
-func Mechanisms(c Config) []string {
+func Mechanisms(c Config) []string { return mechanisms(c, ChannelBindingTypes(c)) }
+
+func mechanisms(c Config, cbTypes []string) []string {
 	var out []string
-	if len(ChannelBindingTypes(c)) > 0 {
+	if len(cbTypes) > 0 {
 		out = append(out, "SCRAM-SHA-512-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
 	}
 	out = append(out, "SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1")
@@ -87,7 +89,6 @@ func Mechanisms(c Config) []string {
 // Server runs one SASL exchange. It is not safe for concurrent use.
 type Server struct {
 	c       Config
-	mech    string
 	cbTypes []string // offered on this connection, for -PLUS and downgrade checks
 	step    int      // messages accepted so far
 	asked   bool     // an empty challenge was sent for a missing initial response
@@ -107,10 +108,11 @@ func NewServer(mechanism string, c Config) (*Server, error) {
 	if mechanism == "PLAIN" && c.AllowPlain && c.TLS == nil {
 		return nil, fail("encryption-required", "")
 	}
-	if !slices.Contains(Mechanisms(c), mechanism) {
+	cbTypes := ChannelBindingTypes(c)
+	if !slices.Contains(mechanisms(c, cbTypes), mechanism) {
 		return nil, fail("invalid-mechanism", "")
 	}
-	s := &Server{c: c, mech: mechanism, cbTypes: ChannelBindingTypes(c)}
+	s := &Server{c: c, cbTypes: cbTypes}
 	if mechanism != "PLAIN" {
 		name, plus := strings.CutSuffix(mechanism, "-PLUS")
 		s.scram = newScram(strings.TrimPrefix(name, "SCRAM-"), plus)
@@ -118,8 +120,8 @@ func NewServer(mechanism string, c Config) (*Server, error) {
 	return s, nil
 }
 
-// maxMessage bounds one client message: a 1023-byte localpart escaped three times
-// over, an authzid of a full JID and the channel binding still fit.
+// maxMessage bounds one client message against abuse; real ones take a few
+// hundred bytes.
 const maxMessage = 8 << 10
 
 // Step feeds one client message (already base64-decoded; nil means the <auth/>

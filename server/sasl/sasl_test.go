@@ -5,11 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	storage "github.com/hearth-im/hearth/server/sasl/internal/storagestub"
+	"github.com/hearth-im/hearth/storage"
 )
 
 type store map[string]storage.Credential // key: username + " " + hash
@@ -86,7 +87,7 @@ func newServer(t *testing.T, mech string, cfg Config) *Server {
 
 func TestRFCExamples(t *testing.T) {
 	for _, tc := range []struct {
-		mech, snonce string
+		mech, snonce   string
 		c1, s1, c2, s2 string
 	}{{ // RFC 5802 §5
 		"SCRAM-SHA-1", "3rfcNHYJY1ZVvWVs7j",
@@ -467,5 +468,35 @@ func TestCredentials(t *testing.T) {
 		if _, err := Derive(bad.hash, bad.pass, bad.salt, bad.iter); err == nil {
 			t.Errorf("Derive%v accepted", bad)
 		}
+	}
+}
+
+// TestWithStorage logs in against the real account store: credentials made by
+// NewCredentials, kept in SQLite, read through Users.Credential as the Lookup.
+func TestWithStorage(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "hearth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	creds, err := NewCredentials("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Users().Create(context.Background(), "juliet", false, creds); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := withTLS(t, Config{Domain: "example.org", Lookup: db.Users().Credential, FakeSalt: []byte("secret")})
+	for _, hash := range []string{"SHA-1", "SHA-256", "SHA-512"} {
+		for user, want := range map[string]string{"juliet": "", "romeo": "not-authorized"} {
+			c := &scramClient{h: hashFunc(hash), user: user, pass: "correct horse", gs2: "n,,"}
+			if got := scramRun(t, newServer(t, "SCRAM-"+hash, cfg), c, nil, nil); got != want {
+				t.Errorf("SCRAM-%s %s: failure %q, want %q", hash, user, got, want)
+			}
+		}
+	}
+	s := newServer(t, "PLAIN", cfg)
+	if _, cond := steps(t, s, "\x00Juliet\x00correct horse"); cond != "" || s.Username() != "juliet" {
+		t.Fatalf("PLAIN: %q %q", cond, s.Username())
 	}
 }

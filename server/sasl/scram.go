@@ -13,7 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	storage "github.com/hearth-im/hearth/server/sasl/internal/storagestub"
+	"github.com/hearth-im/hearth/storage"
 )
 
 // scram is the state of a SCRAM exchange (RFC 5802 §5) between its two client

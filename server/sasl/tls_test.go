@@ -276,9 +276,14 @@ func (cc *clientConn) exchange(mech string, initial []byte, next func(challenge 
 // withMellium runs mellium.im/sasl's client: it binds with tls-exporter on TLS 1.3
 // and tls-unique (which hearth does not offer) on TLS 1.2.
 func (cc *clientConn) withMellium(m mellium.Mechanism, user, pass, authzid string) (string, error) {
-	c := mellium.NewClient(m,
+	opts := []mellium.Option{
 		mellium.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(pass), []byte(authzid) }),
-		mellium.TLSState(*cc.tlsState), mellium.RemoteMechanisms(cc.mechs...))
+		mellium.RemoteMechanisms(cc.mechs...),
+	}
+	if cc.tlsState != nil {
+		opts = append(opts, mellium.TLSState(*cc.tlsState))
+	}
+	c := mellium.NewClient(m, opts...)
 	_, initial, err := c.Step(nil)
 	if err != nil {
 		return "", err
