@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -29,7 +30,8 @@ type Lookup func(ctx context.Context, username, hash string) (storage.Credential
 
 // Config describes one connection.
 type Config struct {
-	// TLS is the state of the connection after its handshake, nil before TLS.
+	// TLS is tls.Conn.ConnectionState() after the handshake, nil before TLS. (A
+	// hand-made ConnectionState cannot export keying material.)
 	TLS *tls.ConnectionState
 	// ServerCert is the leaf certificate presented on this connection
 	// (tls.Certificate.Leaf). The server's own certificate is not part of
@@ -175,7 +177,7 @@ func (s *Server) lookup(ctx context.Context, user, hash string) (cred storage.Cr
 	case err != nil:
 		return cred, false, &Failure{Condition: "temporary-auth-failure", Err: err}
 	case !validCredential(cred, hash):
-		return cred, false, &Failure{Condition: "temporary-auth-failure", Err: errors.New("stored credential of " + user + " is corrupt")}
+		return cred, false, &Failure{Condition: "temporary-auth-failure", Err: fmt.Errorf("stored %s credential of %q is corrupt", hash, user)}
 	}
 	return cred, true, nil
 }
