@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hearth-im/hearth/plugins"
+	"github.com/hearth-im/hearth/server"
+	"github.com/hearth-im/hearth/storage"
+	"mellium.im/xmpp/jid"
+)
+
+type serveFlags struct {
+	data, domain, c2s, c2sTLS, http, admin, turn, media, kms, cert, key string
+}
+
+func parseServe(args []string) (*serveFlags, error) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	str := func(p *string, name, def, help string) { fs.StringVar(p, name, envDefault(name, def), help) }
+	str(&f.data, "data", "./hearth-data", "state: SQLite database, certificates, generated secrets")
+	str(&f.domain, "domain", "localhost", "the XMPP domain; MUC lives at conference.NAME")
+	str(&f.c2s, "c2s", ":5222", "client connections, STARTTLS")
+	str(&f.c2sTLS, "c2s-tls", ":5223", "client connections, direct TLS (XEP-0368)")
+	str(&f.http, "http", ":7070", "client-facing HTTP: /ws, /openvidu, /openvidu/api, file upload")
+	str(&f.admin, "admin", "127.0.0.1:9090", "admin console and admin REST API (/api/v1)")
+	str(&f.turn, "turn", ":3478", "embedded TURN/STUN server, UDP and TCP")
+	str(&f.media, "media", "127.0.0.1:8888", `embedded media node (Kurento protocol at ws://ADDR/kurento); "off" disables it`)
+	str(&f.kms, "kms", "", "comma-separated external Kurento media servers (ws://host:8888/kurento)")
+	str(&f.cert, "cert", "", "TLS certificate file (PEM)")
+	str(&f.key, "key", "", "TLS key file (PEM)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+func localpart(name string) (string, error) {
+	j, err := jid.New(name, "localhost", "")
+	if err != nil || j.Localpart() == "" {
+		return "", fmt.Errorf("invalid username %q", name)
+	}
+	return j.Localpart(), nil
+}
+
+func serve(args []string, stderr io.Writer) error {
+	f, err := parseServe(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	a, err := start(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	a.printSummary(stderr)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return a.stop()
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("HEARTH_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// app is a running hearth: everything start wired together.
+type app struct {
+	f       *serveFlags
+	log     *slog.Logger
+	db      *storage.DB
+	srv     *server.Server
+	plugins *plugins.Manager
+	addrs   map[string]net.Addr
+	https   []*http.Server
+	cancel  context.CancelFunc
+	done    []chan error
+}
+
+func listen(addr string) (net.Listener, error) {
+	if addr == "off" || addr == "" {
+		return nil, nil
+	}
+	return net.Listen("tcp", addr)
+}
+
+func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
+	db, err := openData(f.data, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{f: f, log: log, db: db, addrs: map[string]net.Addr{}}
+	ok := false
+	defer func() {
+		if !ok {
+			a.stop()
+		}
+	}()
+	wctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	db.StartWatch(wctx, 250*time.Millisecond)
+	cert, err := server.LoadCertificate(f.data, f.domain, f.cert, f.key)
+	if err != nil {
+		return nil, err
+	}
+	bus := server.NewBus()
+	a.srv, err = server.New(server.Config{
+		Domain: f.domain, TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Users: db.Users(), Props: db.Props(), Log: log, Bus: bus, Version: version(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Accounts changed by another process (hearth user del) end their sessions.
+	db.Users().OnChange(func(name string) {
+		if _, err := db.Users().Get(context.Background(), name); errors.Is(err, storage.ErrNotFound) {
+			server.Publish(bus, server.UserDeleted{User: name})
+			for _, s := range a.srv.Router().Resources(name + "@" + a.srv.Domain().String()) {
+				s.End(server.EndAccountDeleted, "not-authorized", "account removed")
+			}
+		}
+	})
+	a.plugins, err = plugins.NewManager(a.srv, db, log, pluginList())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.plugins.Start(); err != nil {
+		return nil, err
+	}
+	for _, l := range []struct {
+		name, addr string
+		tls        bool
+	}{{"c2s", f.c2s, false}, {"c2s-tls", f.c2sTLS, true}} {
+		ln, err := listen(l.addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s %s: %w", l.name, l.addr, err)
+		}
+		if ln == nil {
+			continue
+		}
+		a.addrs[l.name] = ln.Addr()
+		done := make(chan error, 1)
+		a.done = append(a.done, done)
+		go func() { done <- a.srv.Serve(ln, l.tls) }()
+	}
+	if err := a.serveHTTP("http", f.http, a.plugins.HTTPHandler(false)); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+func (a *app) serveHTTP(name, addr string, h http.Handler) error {
+	ln, err := listen(addr)
+	if err != nil {
+		return fmt.Errorf("listen %s %s: %w", name, addr, err)
+	}
+	if ln == nil {
+		return nil
+	}
+	a.addrs[name] = ln.Addr()
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.https = append(a.https, hs)
+	go hs.Serve(ln)
+	return nil
+}
+
+func (a *app) printSummary(w io.Writer) {
+	fmt.Fprintf(w, "hearth %s serving %s (data in %s)\n", version(), a.f.domain, a.f.data)
+	for _, n := range []string{"c2s", "c2s-tls", "http", "admin"} {
+		if ad, ok := a.addrs[n]; ok {
+			fmt.Fprintf(w, "  %-8s %s\n", n, ad)
+		}
+	}
+	fmt.Fprintf(w, "create a user:  hearth user add NAME PASSWORD --data %s\n", a.f.data)
+}
+
+// stop shuts everything down in order: clients get <system-shutdown/>,
+// plugins stop, the database is flushed and closed.
+func (a *app) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if a.srv != nil {
+		errs = append(errs, a.srv.Shutdown(ctx))
+	}
+	for _, hs := range a.https {
+		hs.Shutdown(ctx)
+	}
+	if a.plugins != nil {
+		a.plugins.Stop(ctx)
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	errs = append(errs, a.db.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,484 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hearth-im/hearth/server/sasl"
+	"github.com/hearth-im/hearth/server/wire"
+	"mellium.im/xmpp/jid"
+)
+
+// Why our own negotiation instead of mellium's negotiator: see
+// docs/architecture.md ("Stream negotiation"). In short, one scanner owns the
+// connection from the first byte to the last, so nothing a client pipelines
+// after bind can be lost in another decoder's buffer, and STARTTLS, SASL with
+// channel binding and bind are each a few lines here.
+
+// negotiation is the state of one connection until it is bound.
+type negotiation struct {
+	srv     *Server
+	raw     net.Conn // the TCP connection
+	conn    net.Conn // raw, or the TLS connection over it
+	sc      *wire.Scanner
+	tls     *tls.ConnectionState
+	user    string // authenticated localpart
+	fails   int
+	id      string
+	elems   int
+	started bool // our stream header has been sent
+}
+
+// Limits before authentication: nobody unauthenticated gets to make the server
+// buffer much.
+const (
+	preAuthMaxElement = 16 << 10
+	preAuthMaxElems   = 64
+	maxAuthFailures   = 5
+)
+
+type negError struct {
+	cond, text string
+}
+
+func (e *negError) Error() string { return e.cond + ": " + e.text }
+
+func (s *Server) handleConn(c net.Conn, directTLS bool) {
+	if !s.trackPending(c, true) {
+		c.Close()
+		return
+	}
+	n := &negotiation{srv: s, raw: c, conn: c}
+	timeout := s.props.Duration(PropNegotiationTimeout)
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	sess, err := n.run(directTLS)
+	s.trackPending(c, false)
+	if err != nil {
+		var ne *negError
+		if errors.As(err, &ne) {
+			n.fail(ne.cond, ne.text)
+		}
+		s.log.Debug("negotiation failed", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	s.startSession(sess)
+}
+
+// fail writes a stream error (with a stream header first if we have not sent
+// one yet, RFC 6120 §4.9.1.2) and closes.
+func (n *negotiation) fail(cond, text string) {
+	var b []byte
+	if !n.started {
+		b = n.header()
+	}
+	b = append(b, streamError(cond, text)...)
+	b = append(b, "</stream:stream>"...)
+	n.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	n.conn.Write(b)
+}
+
+func (n *negotiation) header() []byte {
+	n.started = true
+	n.id = randomID(12)
+	return fmt.Appendf(nil, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='%s' id='%s' from='%s' version='1.0' xml:lang='en'>",
+		NSStream, n.id, n.srv.domain.String())
+}
+
+func (n *negotiation) write(b []byte) error {
+	_, err := n.conn.Write(b)
+	return err
+}
+
+func (n *negotiation) run(directTLS bool) (*Session, error) {
+	s := n.srv
+	if directTLS {
+		if err := n.startTLS(); err != nil {
+			return nil, err
+		}
+	}
+	n.sc = wire.NewScanner(n.conn, 1024)
+	n.sc.Max = preAuthMaxElement
+	for {
+		// (Re)start the stream: RFC 6120 §4.3.
+		hdr, err := n.sc.ReadHeader()
+		if err != nil {
+			return nil, n.readErr(err)
+		}
+		if err := n.checkHeader(hdr); err != nil {
+			return nil, err
+		}
+		if err := n.write(append(n.header(), n.features()...)); err != nil {
+			return nil, err
+		}
+		restart, sess, err := n.stage()
+		if err != nil || sess != nil {
+			return sess, err
+		}
+		if !restart {
+			return nil, io.EOF
+		}
+		_ = s
+	}
+}
+
+func (n *negotiation) readErr(err error) error {
+	var se *wire.SyntaxError
+	if errors.As(err, &se) {
+		return &negError{se.Condition, se.Msg}
+	}
+	return err
+}
+
+func (n *negotiation) checkHeader(h *wire.Header) error {
+	if to := h.Attrs["to"]; to != "" {
+		d, err := jid.Parse(to)
+		if err != nil || !d.Equal(n.srv.domain) {
+			return &negError{"host-unknown", "this server serves " + n.srv.domain.String()}
+		}
+	} else {
+		return &negError{"host-unknown", "the stream header needs a 'to'"}
+	}
+	if h.Attrs["xmlns"] != NSClient {
+		return &negError{"invalid-namespace", "default namespace must be jabber:client"}
+	}
+	if v := h.Attrs["version"]; v == "" || strings.Split(v, ".")[0] < "1" {
+		return &negError{"unsupported-version", "XMPP 1.0 is required"}
+	}
+	return nil
+}
+
+func (n *negotiation) saslConfig() sasl.Config {
+	s := n.srv
+	return sasl.Config{
+		TLS:        n.tls,
+		ServerCert: s.leaf,
+		Domain:     s.domain.String(),
+		AllowPlain: n.tls != nil,
+		Lookup:     s.users.Credential,
+		FakeSalt:   s.fakeSalt,
+	}
+}
+
+// features lists what the client may negotiate next (RFC 6120 §4.3.2).
+func (n *negotiation) features() []byte {
+	s := n.srv
+	b := []byte("<stream:features>")
+	switch {
+	case n.user == "":
+		if n.tls == nil {
+			b = append(b, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"...)
+			if s.props.Bool(PropRequireTLS) {
+				b = append(b, "<required/>"...)
+			}
+			b = append(b, "</starttls>"...)
+		}
+		if n.tls != nil || !s.props.Bool(PropRequireTLS) {
+			cfg := n.saslConfig()
+			b = append(b, "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"...)
+			for _, m := range sasl.Mechanisms(cfg) {
+				b = append(b, "<mechanism>"...)
+				b = append(b, m...)
+				b = append(b, "</mechanism>"...)
+			}
+			b = append(b, "</mechanisms>"...)
+			if cb := sasl.ChannelBindingTypes(cfg); len(cb) > 0 {
+				// XEP-0440: which channel-binding types -PLUS can use here.
+				b = append(b, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>"...)
+				for _, t := range cb {
+					b = append(b, "<channel-binding type='"...)
+					b = append(b, t...)
+					b = append(b, "'/>"...)
+				}
+				b = append(b, "</sasl-channel-binding>"...)
+			}
+			b = append(b, s.dispatch.streamFeatures(false)...)
+		}
+	default:
+		b = append(b, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"...)
+		// RFC 3921 session establishment, optional (RFC 6121 does not need it),
+		// still expected by older clients such as Spark.
+		b = append(b, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"...)
+		b = append(b, s.dispatch.streamFeatures(true)...)
+	}
+	return append(b, "</stream:features>"...)
+}
+
+// stage reads elements until the stream restarts (restart), a session is bound,
+// or an error ends the connection.
+func (n *negotiation) stage() (restart bool, sess *Session, err error) {
+	s := n.srv
+	for {
+		el, err := n.sc.Next()
+		if err != nil {
+			if errors.Is(err, wire.ErrStreamClosed) {
+				n.write([]byte("</stream:stream>"))
+				return false, nil, io.EOF
+			}
+			return false, nil, n.readErr(err)
+		}
+		if n.elems++; n.elems > preAuthMaxElems && n.user == "" {
+			return false, nil, &negError{"policy-violation", "too many elements before authentication"}
+		}
+		switch {
+		case el.Local == "starttls" && el.Space == NSTLS && n.tls == nil && n.user == "":
+			if err := n.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
+				return false, nil, err
+			}
+			if n.sc.Buffered() > 0 {
+				// RFC 6120 §5.4.3.3: nothing may follow <starttls/> before TLS.
+				return false, nil, errors.New("data after starttls")
+			}
+			if err := n.startTLS(); err != nil {
+				return false, nil, err
+			}
+			n.sc.Reset(n.conn)
+			n.started = false
+			return true, nil, nil
+		case el.Local == "auth" && el.Space == NSSASL && n.user == "":
+			if n.tls == nil && s.props.Bool(PropRequireTLS) {
+				n.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/></failure>"))
+				continue
+			}
+			ok, err := n.authenticate(el)
+			if err != nil {
+				return false, nil, err
+			}
+			if ok {
+				n.sc.Reset(n.conn)
+				n.sc.Max = s.props.Int(PropStanzaMaxBytes)
+				n.started = false
+				return true, nil, nil
+			}
+		case el.Local == "iq" && el.Space == NSClient:
+			sess, err := n.iq(el)
+			if err != nil || sess != nil {
+				return false, sess, err
+			}
+		default:
+			if n.user == "" {
+				return false, nil, &negError{"not-authorized", "authenticate first"}
+			}
+			return false, nil, &negError{"not-authorized", "bind a resource first"}
+		}
+	}
+}
+
+func (n *negotiation) startTLS() error {
+	tc := tls.Server(n.raw, n.srv.tlsConfig)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	n.tls = &st
+	n.conn = tc
+	return nil
+}
+
+// authenticate runs one SASL exchange (RFC 6120 §6.4). It reports whether the
+// client is now authenticated; failures are reported to the client here.
+func (n *negotiation) authenticate(el *wire.Element) (bool, error) {
+	s := n.srv
+	failure := func(cond, text string) (bool, error) {
+		b := []byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><")
+		b = append(b, cond...)
+		b = append(b, "/>"...)
+		if text != "" {
+			b = append(b, "<text xml:lang='en'>"...)
+			b = wire.AppendEscaped(b, text)
+			b = append(b, "</text>"...)
+		}
+		b = append(b, "</failure>"...)
+		if err := n.write(b); err != nil {
+			return false, err
+		}
+		if cond == "not-authorized" {
+			s.throttle.fail(n.raw.RemoteAddr(), time.Now())
+			if n.fails++; n.fails >= maxAuthFailures {
+				return false, &negError{"policy-violation", "too many failed authentication attempts"}
+			}
+		}
+		return false, nil
+	}
+	if s.throttle.blocked(n.raw.RemoteAddr(), max(s.props.Int(PropAuthFailures), 1), time.Now()) {
+		return failure("temporary-auth-failure", "too many failed attempts from your address; try again in a minute")
+	}
+	mech, _ := el.Attr("mechanism")
+	srv, err := sasl.NewServer(wire.Unescape(mech), n.saslConfig())
+	if err != nil {
+		return failure("invalid-mechanism", "")
+	}
+	data, ok := saslPayload(el)
+	if !ok {
+		return failure("incorrect-encoding", "")
+	}
+	ctx := context.Background()
+	for {
+		out, done, err := srv.Step(ctx, data)
+		if err != nil {
+			var f *sasl.Failure
+			if errors.As(err, &f) {
+				if f.Condition == "not-authorized" {
+					s.log.Info("authentication failed", "remote", n.raw.RemoteAddr().String(), "mechanism", mech)
+				}
+				return failure(f.Condition, f.Text)
+			}
+			return failure("temporary-auth-failure", "")
+		}
+		if done {
+			n.user = srv.Username()
+			b := []byte("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>")
+			b = base64.StdEncoding.AppendEncode(b, out)
+			b = append(b, "</success>"...)
+			return true, n.write(b)
+		}
+		b := []byte("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>")
+		b = base64.StdEncoding.AppendEncode(b, out)
+		b = append(b, "</challenge>"...)
+		if err := n.write(b); err != nil {
+			return false, err
+		}
+		el, err := n.sc.Next()
+		if err != nil {
+			return false, n.readErr(err)
+		}
+		if el.Space != NSSASL {
+			return false, &negError{"not-authorized", "SASL exchange interrupted"}
+		}
+		switch el.Local {
+		case "abort":
+			return failure("aborted", "")
+		case "response":
+			if data, ok = saslPayload(el); !ok {
+				return failure("incorrect-encoding", "")
+			}
+		default:
+			return false, &negError{"not-authorized", "unexpected <" + el.Local + "/> in SASL exchange"}
+		}
+	}
+}
+
+// saslPayload decodes the base64 text of <auth/> or <response/>; "=" means an
+// empty response (RFC 6120 §6.4.2).
+func saslPayload(el *wire.Element) ([]byte, bool) {
+	if el.SelfClosing {
+		return nil, true
+	}
+	text := string(el.Raw[el.HeadEnd+1 : len(el.Raw)-len("</"+el.Local+">")])
+	if el.Prefix != "" {
+		text = string(el.Raw[el.HeadEnd+1 : len(el.Raw)-len("</"+el.Prefix+":"+el.Local+">")])
+	}
+	text = strings.TrimSpace(text)
+	if text == "=" || text == "" {
+		return []byte{}, true
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	return b, err == nil
+}
+
+// iq handles an IQ during negotiation: pre-authentication handlers (XEP-0077
+// registration) before SASL, resource binding after it.
+func (n *negotiation) iq(el *wire.Element) (*Session, error) {
+	s := n.srv
+	st := &Stanza{Name: "iq", ChildLocal: el.ChildLocal, ChildSpace: el.ChildSpace, Raw: el.Raw}
+	if v, ok := el.Attr("type"); ok {
+		st.Type = wire.Unescape(v)
+	}
+	if v, ok := el.Attr("id"); ok {
+		st.ID = wire.Unescape(v)
+	}
+	if n.user == "" {
+		h := s.dispatch.preAuthHandler(st.Type, st.ChildSpace)
+		if h == nil || n.tls == nil && s.props.Bool(PropRequireTLS) {
+			return nil, &negError{"not-authorized", "authenticate first"}
+		}
+		st.To = s.domain
+		payload, err := h(context.Background(), st)
+		return nil, n.write(replyBytes(st, payload, err))
+	}
+	if st.ChildSpace != NSBind || st.Type != "set" {
+		return nil, &negError{"not-authorized", "bind a resource first"}
+	}
+	var req struct {
+		Resource string `xml:"bind>resource"`
+	}
+	if err := xml.Unmarshal(el.Raw, &req); err != nil {
+		return nil, n.write(ErrorReply(st, ErrBadRequest))
+	}
+	res := strings.TrimSpace(req.Resource)
+	if res == "" {
+		res = randomID(8)
+	}
+	full, err := jid.New(n.user, s.domain.String(), res)
+	if err != nil {
+		// RFC 6120 §7.7.2.1: a resource that fails resourceprep.
+		return nil, n.write(ErrorReply(st, Errorf("modify", "bad-request", "resource not allowed")))
+	}
+	if len(s.router.Resources(full.Bare().String())) >= maxResources {
+		return nil, n.write(ErrorReply(st, Errorf("wait", "resource-constraint", "too many resources")))
+	}
+	sess := &Session{
+		srv: s, conn: &connTransport{Conn: n.conn, writeTimeout: 30 * time.Second},
+		sc: n.sc, jid: full, full: full.String(), bare: full.Bare().String(),
+		streamID: n.id, tls: n.tls,
+	}
+	sess.lastRead.Store(s.clock.Load())
+	payload := fmt.Appendf(nil, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>%s</jid></bind>", escapeAttr(sess.full))
+	if err := n.write(IQResult(st, payload)); err != nil {
+		return nil, err
+	}
+	return sess, nil
+}
+
+const maxResources = 50
+
+func escapeAttr(s string) string { return wire.Escape(s) }
+
+// replyBytes turns a handler's answer into a result or error IQ.
+func replyBytes(st *Stanza, payload []byte, err error) []byte {
+	if err == nil {
+		return IQResult(st, payload)
+	}
+	var se *StanzaError
+	if !errors.As(err, &se) {
+		se = ErrInternal
+	}
+	return ErrorReply(st, se)
+}
+
+// startSession binds a negotiated session into the routing table, ending the
+// session it replaces (RFC 6120 §7.7.2.2: the newer session wins, the older
+// gets <conflict/>), and starts its reader.
+func (s *Server) startSession(sess *Session) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		var scratch []byte
+		sess.conn.writeBatch([][]byte{streamError("system-shutdown", ""), sess.conn.closeStream()}, &scratch)
+		sess.conn.Close()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if old := s.router.Bind(sess); old != nil {
+		old.End(EndConflict, "conflict", "replaced by a new connection with the same resource")
+	}
+	sess.mu.Lock()
+	sess.bound = true
+	sess.mu.Unlock()
+	s.log.Info("session started", "jid", sess.full, "remote", sess.RemoteAddr().String())
+	Publish(s.bus, SessionStarted{Session: sess})
+	go sess.readLoop()
+}

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hearth-im/hearth/server/wire"
+	"mellium.im/xmpp/jid"
+)
+
+// transport is what a session reads from and writes to: a TCP or TLS
+// connection, or a WebSocket. The logical Session is kept apart from it so that
+// stream management (XEP-0198) can later move a session to a new transport.
+type transport interface {
+	Read(p []byte) (int, error)
+	// writeBatch writes queued stanzas; scratch is reusable memory for
+	// transports that coalesce them into one write.
+	writeBatch(bufs [][]byte, scratch *[]byte) error
+	Close() error
+	SetReadDeadline(t time.Time) error
+	RemoteAddr() net.Addr
+	// closeStream is what ends the stream on this transport.
+	closeStream() []byte
+}
+
+// connTransport is a stream over TCP or TLS: stanzas are coalesced into one
+// write so a burst costs one syscall and one TLS record.
+type connTransport struct {
+	net.Conn
+	writeTimeout time.Duration
+}
+
+func (c *connTransport) writeBatch(bufs [][]byte, scratch *[]byte) error {
+	b := (*scratch)[:0]
+	for _, x := range bufs {
+		b = append(b, x...)
+	}
+	if c.writeTimeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	_, err := c.Write(b)
+	if cap(b) <= 64<<10 {
+		*scratch = b[:0]
+	} else {
+		*scratch = nil // don't pin a large buffer to an idle session
+	}
+	return err
+}
+
+func (c *connTransport) closeStream() []byte { return []byte("</stream:stream>") }
+
+// Session is an authenticated, bound client session.
+type Session struct {
+	srv      *Server
+	conn     transport
+	sc       *wire.Scanner
+	jid      jid.JID
+	full     string
+	bare     string
+	streamID string
+	tls      *tls.ConnectionState
+
+	lastRead atomic.Int64 // coarse unix seconds of the last element read
+	pinged   atomic.Bool  // an idle ping is outstanding
+
+	mu        sync.Mutex
+	q         [][]byte
+	qBytes    int
+	writing   bool
+	closing   bool
+	reason    EndReason
+	text      string
+	available bool
+	priority  int
+	values    map[any]any
+	bound     bool
+}
+
+// JID returns the session's full JID.
+func (s *Session) JID() jid.JID { return s.jid }
+
+// Full returns the session's full JID as a string.
+func (s *Session) Full() string { return s.full }
+
+// Bare returns the session's bare JID as a string.
+func (s *Session) Bare() string { return s.bare }
+
+// Username returns the account's localpart.
+func (s *Session) Username() string { return s.jid.Localpart() }
+
+// RemoteAddr is the client's address.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// TLS returns the connection's TLS state (nil for an unencrypted transport).
+func (s *Session) TLS() *tls.ConnectionState { return s.tls }
+
+// Available reports whether the session has sent initial presence and not yet
+// gone unavailable, and its priority (RFC 6121 §4.7.2.3).
+func (s *Session) Available() (bool, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.available, s.priority
+}
+
+// SetAvailable records the session's presence state; the presence engine calls it.
+func (s *Session) SetAvailable(avail bool, priority int) {
+	s.mu.Lock()
+	s.available, s.priority = avail, priority
+	s.mu.Unlock()
+}
+
+// Value returns per-session state that a plugin stored under key.
+func (s *Session) Value(key any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.values[key]
+}
+
+// SetValue stores per-session state for a plugin; key should be a private type.
+func (s *Session) SetValue(key, v any) {
+	s.mu.Lock()
+	if s.values == nil {
+		s.values = map[any]any{}
+	}
+	s.values[key] = v
+	s.mu.Unlock()
+}
+
+// Ending reports whether the session is ending.
+func (s *Session) Ending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Send queues b for delivery. It never blocks: a session whose queue exceeds the
+// limit is ended as a slow consumer, and Send reports false when the stanza was
+// not accepted (the session is ending), so the router can treat the recipient
+// as gone.
+func (s *Session) Send(b []byte) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	if max := s.srv.maxQueue(); s.qBytes+len(b) > max {
+		s.mu.Unlock()
+		s.srv.log.Warn("outbound queue full", "jid", s.full, "bytes", s.qBytes)
+		s.End(EndSlowConsumer, "policy-violation", "outbound queue full")
+		return false
+	}
+	s.q = append(s.q, b)
+	s.qBytes += len(b)
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		// The writer runs only while there is something to write: an idle
+		// session has one goroutine (its reader), which keeps memory per
+		// session small (docs/architecture.md).
+		go s.writeLoop()
+	}
+	return true
+}
+
+func (s *Session) writeLoop() {
+	var scratch []byte
+	var spare [][]byte
+	for {
+		s.mu.Lock()
+		if len(s.q) == 0 {
+			s.writing = false
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				s.conn.Close()
+			}
+			return
+		}
+		batch := s.q
+		s.q = spare[:0]
+		s.qBytes = 0
+		s.mu.Unlock()
+		if err := s.conn.writeBatch(batch, &scratch); err != nil {
+			s.End(EndTransportError, "", err.Error())
+			s.conn.Close()
+			s.mu.Lock()
+			s.writing = false
+			s.q = nil
+			s.mu.Unlock()
+			return
+		}
+		clear(batch)
+		spare = batch
+	}
+}
+
+// End ends the session: the stream error cond (if any) and the stream close are
+// written, the session leaves the routing table at once, and the connection is
+// closed once they are flushed (or after a grace period). It is safe to call
+// from any goroutine, any number of times; the first reason wins. The
+// SessionEnded event follows from the session's reader when it stops, so it is
+// published exactly once whatever the path.
+func (s *Session) End(reason EndReason, cond, text string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	s.reason, s.text = reason, text
+	var tail []byte
+	if cond != "" {
+		tail = streamError(cond, text)
+	}
+	tail = append(tail, s.conn.closeStream()...)
+	s.q = append(s.q, tail)
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	s.srv.router.Unbind(s)
+	if start {
+		go s.writeLoop()
+	}
+	time.AfterFunc(s.srv.closeGrace, func() { s.conn.Close() })
+}
+
+// readLoop runs a bound session until its transport stops, then publishes
+// SessionEnded. It is started on a fresh goroutine after negotiation so the
+// negotiation's grown stack is not kept for the session's life.
+func (s *Session) readLoop() {
+	defer s.srv.wg.Done()
+	defer s.finish()
+	s.sc.Max = s.srv.props.Int(PropStanzaMaxBytes)
+	s.conn.SetReadDeadline(time.Time{})
+	for {
+		el, err := s.sc.Next()
+		if err != nil {
+			s.endOnReadError(err)
+			return
+		}
+		s.lastRead.Store(s.srv.clock.Load())
+		s.pinged.Store(false)
+		s.srv.handleElement(s, el)
+		if len(el.Raw) > 16<<10 {
+			s.sc.Shrink(4096)
+		}
+	}
+}
+
+// endOnReadError maps what stopped the reader to the session's end.
+func (s *Session) endOnReadError(err error) {
+	var se *wire.SyntaxError
+	switch {
+	case errors.Is(err, wire.ErrStreamClosed):
+		s.End(EndClientClose, "", "")
+	case errors.As(err, &se):
+		// Bad input ends only this session: RFC 6120 §4.9.3 condition.
+		s.End(EndStreamError, se.Condition, se.Msg)
+	default:
+		s.End(EndTransportError, "", err.Error())
+	}
+}
+
+func (s *Session) finish() {
+	s.mu.Lock()
+	reason, text := s.reason, s.text
+	s.mu.Unlock()
+	s.conn.Close()
+	Publish(s.srv.bus, SessionEnded{Session: s, Reason: reason, Text: text})
+	s.srv.log.Info("session ended", "jid", s.full, "reason", reason)
+}
