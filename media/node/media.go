@@ -106,6 +106,9 @@ func newAPI(c Config, udp net.PacketConn) (*webrtc.API, error) {
 		nets = []webrtc.NetworkType{webrtc.NetworkTypeUDP6, webrtc.NetworkTypeUDP4}
 	}
 	se.SetNetworkTypes(nets)
+	if c.RemoteIPFilter != nil {
+		se.SetRemoteIPFilter(c.RemoteIPFilter)
+	}
 	if c.PublicIP != "" {
 		if net.ParseIP(c.PublicIP) == nil {
 			return nil, fmt.Errorf("medianode: PublicIP %q is not an IP address", c.PublicIP)

@@ -34,6 +34,10 @@ type Config struct {
 	// without any WebSocket attached to the session (KMS's garbage collector
 	// period). Default 4 minutes.
 	SessionTimeout time.Duration
+	// RemoteIPFilter, if set, ignores remote ICE candidates (signalled or
+	// peer-reflexive) whose address it rejects, e.g. to keep a node from
+	// sending to private networks, or tests on loopback.
+	RemoteIPFilter func(net.IP) bool
 	// Tick is the period of the node's housekeeping (bitrate figures, media
 	// flow events, REMB to publishers, session expiry). Default 1 second.
 	Tick time.Duration
