@@ -2,6 +2,7 @@ package turn
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -101,6 +102,18 @@ func dialTURN(t testing.TB, s *Server, transport string, creds Credentials) *tur
 	default:
 		t.Fatalf("transport %q", transport)
 	}
+	c, err := newPionClient(server, conn, creds)
+	if err != nil {
+		_ = conn.Close()
+		t.Fatal(err)
+	}
+	tc := &turnClient{Client: c, conn: conn}
+	t.Cleanup(tc.close)
+	return tc
+}
+
+// newPionClient starts a pion TURN client on conn.
+func newPionClient(server string, conn net.PacketConn, creds Credentials) (*pionturn.Client, error) {
 	c, err := pionturn.NewClient(&pionturn.ClientConfig{
 		STUNServerAddr: server,
 		TURNServerAddr: server,
@@ -111,15 +124,13 @@ func dialTURN(t testing.TB, s *Server, transport string, creds Credentials) *tur
 		RTO:            100 * time.Millisecond,
 	})
 	if err != nil {
-		_ = conn.Close()
-		t.Fatalf("NewClient: %v", err)
+		return nil, fmt.Errorf("NewClient: %w", err)
 	}
 	if err := c.Listen(); err != nil {
-		t.Fatalf("Listen: %v", err)
+		c.Close()
+		return nil, fmt.Errorf("Listen: %w", err)
 	}
-	tc := &turnClient{Client: c, conn: conn}
-	t.Cleanup(tc.close)
-	return tc
+	return c, nil
 }
 
 func (c *turnClient) close() {
