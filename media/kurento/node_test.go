@@ -633,3 +633,58 @@ func TestNodeCloseNoLeak(t *testing.T) {
 	wg.Wait()
 	assertNoLeak(t)
 }
+
+// BenchmarkNodeInvoke measures one request/response round trip (an invoke of a
+// property getter) to the embedded node over loopback, sequentially and from parallel
+// goroutines sharing one client.
+func BenchmarkNodeInvoke(b *testing.B) {
+	n, err := node.New(node.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/kurento", n.Handler())
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	ctx := context.Background()
+	c, err := Dial(ctx, "ws://"+ln.Addr().String()+"/kurento", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	pipe, err := NewMediaPipeline(ctx, c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ep, err := pipe.NewWebRtcEndpoint(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sequential", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var port int
+			if err := c.Invoke(ctx, ep.ID, "getStunServerPort", nil, &port); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				var port int
+				if err := c.Invoke(ctx, ep.ID, "getStunServerPort", nil, &port); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
