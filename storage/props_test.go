@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -264,4 +265,31 @@ func TestPropsWatchOncePerRealChange(t *testing.T) {
 	if got := tests.drained(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Watch(\"test.\") saw %v, want %v", got, want)
 	}
+}
+
+func BenchmarkProps(b *testing.B) {
+	ctx := context.Background()
+	db := openTest(b, "")
+	p := db.Props()
+	p.Define(testPropDefs()...)
+	b.Run("get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if p.Duration("test.timeout") != 6*time.Minute {
+				b.Fatal("wrong value")
+			}
+		}
+	})
+	// A write transaction with its change row: what `hearth prop set` and every
+	// account change cost the writer.
+	b.Run("set", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if err := p.Set(ctx, "test.count", strconv.Itoa(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

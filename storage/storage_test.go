@@ -83,7 +83,12 @@ func testPropDefs() []PropDef {
 	}
 }
 
+// testLogger logs into the test's output; benchmarks discard, so their output stays
+// figures only.
 func testLogger(t testing.TB) *slog.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
