@@ -120,27 +120,27 @@ type Scanner struct {
 	// element is complete in itself, <open/> and <close/> play the header's role.
 	Framed bool
 
-	state     int
-	retState  int // state to return to after an entity
-	quote     byte
-	stack     []frame
-	depth     int // open elements within the current top-level element
-	streamUp  bool
-	header    bool // the current element is the stream header
-	bangStart int
-	entStart  int
-	nameStart int
-	attrStart int
-	attrName  int // start of attribute name
-	attrNameE int // end of attribute name
-	eqSeen    bool
-	valStart  int
-	childSeen bool // the first child's start tag has been read
-	streamTag string
-	closing   bool // current end tag closes the stream
-	el        Element
-	nsDefault string
-	nsStream  string
+	state      int
+	retState   int // state to return to after an entity
+	quote      byte
+	stack      []frame
+	depth      int // open elements within the current top-level element
+	streamUp   bool
+	header     bool // the current element is the stream header
+	bangStart  int
+	entStart   int
+	nameStart  int
+	attrStart  int
+	attrName   int // start of attribute name
+	attrNameE  int // end of attribute name
+	eqSeen     bool
+	valStart   int
+	childSeen  bool // the first child's start tag has been read
+	streamTag  string
+	closing    bool // current end tag closes the stream
+	el         Element
+	nsDefault  string
+	nsStream   string
 	sawXMLDecl bool
 }
 
@@ -160,7 +160,7 @@ func (s *Scanner) Reset(r io.Reader) {
 
 // Buffered reports how many unconsumed bytes are buffered. After STARTTLS
 // there must be none (RFC 6120 §5.4.3.3: the client waits for <proceed/>).
-func (s *Scanner) Buffered() int { return s.end - s.beg }
+func (s *Scanner) Buffered() int { return s.end - s.pos }
 
 // Shrink releases a large buffer after a big stanza so idle sessions stay small.
 func (s *Scanner) Shrink(n int) {
