@@ -55,6 +55,7 @@ type client struct {
 	t      *testing.T
 	ws     *websocket.Conn
 	mu     sync.Mutex
+	wmu    sync.Mutex
 	nextID int
 	wait   map[int]chan rpcReply
 	events chan event
@@ -129,16 +130,20 @@ func (c *client) raw(frame string, id int) rpcReply {
 	c.mu.Lock()
 	c.wait[id] = ch
 	c.mu.Unlock()
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-		c.t.Fatalf("write: %v", err)
+	c.wmu.Lock()
+	err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame))
+	c.wmu.Unlock()
+	if err != nil {
+		c.t.Errorf("write: %v", err)
+		return rpcReply{Error: &rpcError{Code: -1, Message: err.Error()}}
 	}
 	select {
 	case r := <-ch:
 		return r
 	case <-time.After(testTimeout):
-		c.t.Fatalf("no reply to %s", frame)
+		c.t.Errorf("no reply to %s", frame)
 	}
-	return rpcReply{}
+	return rpcReply{Error: &rpcError{Code: -1, Message: "timeout"}}
 }
 
 // call sends a request with the session id (once known) and returns the
@@ -164,7 +169,7 @@ func (c *client) call(method string, params map[string]any) (map[string]any, *rp
 	}
 	var res map[string]any
 	if err := json.Unmarshal(r.Result, &res); err != nil {
-		c.t.Fatalf("%s: result %s: %v", method, r.Result, err)
+		return nil, &rpcError{Code: -1, Message: fmt.Sprintf("%s: result %s: %v", method, r.Result, err)}
 	}
 	if s, ok := res["sessionId"].(string); ok && c.sid == "" {
 		c.sid = s
