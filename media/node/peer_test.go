@@ -177,12 +177,12 @@ func (p *publisher) close() {
 
 // subscriber records what arrives on its tracks.
 type subscriber struct {
-	pc     *webrtc.PeerConnection
-	mu     sync.Mutex
-	video  []*rtp.Packet
-	audio  int
-	codec  webrtc.RTPCodecParameters
-	ssrc   webrtc.SSRC
+	pc    *webrtc.PeerConnection
+	mu    sync.Mutex
+	video []*rtp.Packet
+	audio int
+	codec webrtc.RTPCodecParameters
+	ssrc  webrtc.SSRC
 }
 
 func newSubscriber(t testing.TB, video ...webrtc.RTPCodecParameters) *subscriber {
