@@ -416,7 +416,8 @@ func (p *Props) notify(key, value string) {
 	}
 }
 
-// List returns every defined property sorted by key, secret values masked.
+// List returns every defined property sorted by key, secret values masked. Like Get, it
+// generates (and stores) a generated property that has no value yet.
 func (p *Props) List() []PropValue { return p.list(true) }
 
 // ListUnmasked is List with secret values shown (for `hearth prop list --secrets`).

@@ -29,7 +29,9 @@
 // row (kind, key) to the changes table inside the same transaction (Tx.Changed). A process
 // that called StartWatch polls that table through the reader pool (one indexed read of the
 // rows above the last sequence number seen) and, for each foreign row, invalidates exactly
-// the affected cache entries and re-reads the affected value. Callbacks (Users.OnChange,
+// the affected cache entries and re-reads the affected value. Other stores reuse the
+// mechanism: DB.Write gives them a transaction whose Tx.Changed records a (kind, key) row,
+// and DB.OnChange registers their handler for that kind. Callbacks (Users.OnChange,
 // Props.Watch, DB.OnChange) run once per change: for a process's own writes right after the
 // commit, in the writer's goroutine; for foreign writes in the watcher's goroutine. The
 // watcher prunes rows older than an hour (keeping the latest thousand); a process that fell
