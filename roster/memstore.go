@@ -35,12 +35,13 @@ func NewMemStore(maxTombstones int) *MemStore {
 	return &MemStore{maxTombstones: maxTombstones, now: time.Now, owners: make(map[string]*memRoster)}
 }
 
-// roster returns the owner's roster, creating it (at FirstVersion) if create is set.
+// roster returns the owner's roster, creating it if create is set. Its version stays 0
+// until the first item is written, as in the SQLite store, where pending requests live
+// apart from the version.
 func (s *MemStore) roster(owner string, create bool) *memRoster {
 	r := s.owners[owner]
 	if r == nil && create {
-		v := FirstVersion()
-		r = &memRoster{ver: v, floor: v, items: map[string]Item{}, tombstones: map[string]uint64{}, pending: map[string]PendingRequest{}}
+		r = &memRoster{items: map[string]Item{}, tombstones: map[string]uint64{}, pending: map[string]PendingRequest{}}
 		s.owners[owner] = r
 	}
 	return r
@@ -76,6 +77,10 @@ func (s *MemStore) Put(ctx context.Context, owner string, it Item) (uint64, erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.roster(owner, true)
+	if r.ver == 0 {
+		r.ver = FirstVersion()
+		r.floor = r.ver
+	}
 	r.ver++
 	it = it.Clone()
 	it.Ver = r.ver
@@ -118,7 +123,7 @@ func (s *MemStore) Since(ctx context.Context, owner string, ver uint64) ([]Item,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.roster(owner, false)
-	if r == nil {
+	if r == nil || r.ver == 0 {
 		return nil, 0, ver == 0, nil
 	}
 	if ver > r.ver || ver < r.floor {
@@ -197,8 +202,10 @@ func (s *MemStore) DeleteUser(ctx context.Context, owner string) error {
 	if r == nil {
 		return nil
 	}
-	r.ver++
-	r.floor = r.ver
+	if r.ver != 0 {
+		r.ver++
+		r.floor = r.ver
+	}
 	clear(r.items)
 	clear(r.tombstones)
 	clear(r.pending)
