@@ -343,8 +343,18 @@ func (s *Server) controlConnFor(addr net.Addr) *controlConn {
 	return s.sockets.control[addr.String()]
 }
 
+// socketBuffer is the receive and send buffer asked for on the client-facing UDP socket: every
+// client's packets arrive there, and the default (~208 KiB) overflowed under bursts from a few
+// dozen clients (RcvbufErrors in /proc/net/snmp). The kernel caps it at net.core.rmem_max.
+const socketBuffer = 4 << 20
+
 // listen opens the UDP socket and the TCP listener on the same address. With port 0 it picks a
 // free UDP port and takes the same TCP port, retrying if another process holds it.
+//
+// One UDP socket, not one per processor with SO_REUSEPORT: pion keeps RFC 8656 §7.2
+// RESERVATION-TOKENs in the allocation manager of one socket, and the kernel may hash the
+// client's second Allocate (its RTCP port) to another socket, which then answers 508
+// (turnutils_uclient showed it).
 func listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -360,14 +370,18 @@ func listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, err
 		if err != nil {
 			return nil, nil, fmt.Errorf("turn: listen udp %s: %w", addr, err)
 		}
-		p := strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
-		ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, p))
+		if u, ok := pc.(*net.UDPConn); ok {
+			_ = u.SetReadBuffer(socketBuffer) // best effort: capped by the kernel
+			_ = u.SetWriteBuffer(socketBuffer)
+		}
+		bound := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := lc.Listen(ctx, "tcp", bound)
 		if err == nil {
 			return pc, ln, nil
 		}
 		_ = pc.Close()
 		if i+1 >= tries {
-			return nil, nil, fmt.Errorf("turn: listen tcp %s: %w", net.JoinHostPort(host, p), err)
+			return nil, nil, fmt.Errorf("turn: listen tcp %s: %w", bound, err)
 		}
 	}
 }
