@@ -466,9 +466,10 @@ func (c *Conn) ReadElement() (*Element, error) {
 	return e, nil
 }
 
-// Handler sees every element the server sends after login. It runs on the session's
-// reader goroutine: it must not block on other sessions.
-type Handler func(e *Element, at time.Time)
+// Handler sees every element the server sends after login, with the session it came
+// on (to reply) and the time it was read. It runs on the session's reader goroutine: it
+// must not block on other sessions.
+type Handler func(c *Conn, e *Element, at time.Time)
 
 // Serve reads until the stream ends, giving each element to h. IQ get/set requests
 // are answered after h saw them: pings and roster pushes with a result, anything else
@@ -491,7 +492,7 @@ func (c *Conn) Serve(h Handler) error {
 			return streamError(e)
 		}
 		if h != nil {
-			h(e, at)
+			h(c, e, at)
 		}
 		if e.Name == "iq" {
 			if t := e.Attr("type"); t == "get" || t == "set" {
