@@ -98,7 +98,9 @@ func newResult(name string, t *Target) *Result {
 
 func (r *Result) set(k string, v float64) { r.Metrics[k] = stats.Round(v) }
 
-func (r *Result) note(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
+func (r *Result) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
 
 func (r *Result) latency(prefix string, s *stats.Sample) {
 	sum := s.Summary()

@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,6 @@ type sizes struct {
 	idleHold                 time.Duration
 	chatPairs, chatFirst     int
 	chatWindow               int
-	chatRate                 float64
 	chatDur, chatWarm        time.Duration
 	fanK, fanFirst, fanChg   int
 	mucR, mucFirst, mucStorm int
@@ -75,6 +75,7 @@ type options struct {
 	loginTimeout, deadline                          time.Duration
 	parallel, round                                 int
 	verbose                                         bool
+	cpuProfile                                      string
 	sizes
 }
 
@@ -96,6 +97,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.parallel, "parallel", 64, "logins in flight at most")
 	fs.IntVar(&o.round, "round", 0, "round number written into the results")
 	fs.BoolVar(&o.verbose, "v", false, "log progress to stderr")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load client's own CPU profile here (is the client the bottleneck?)")
 
 	s := &o.sizes
 	fs.IntVar(&s.loginN, "login-n", 500, "login: logins")
@@ -107,8 +109,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.idleHold, "idle-hold", 5*time.Second, "idle: how long sessions stay idle before memory is read")
 	fs.IntVar(&s.chatPairs, "chat-pairs", 50, "chat: pairs of sessions")
 	fs.IntVar(&s.chatFirst, "chat-first", 0, "chat: first account index")
-	fs.IntVar(&s.chatWindow, "chat-window", 4, "chat: undelivered messages per sender at most")
-	fs.Float64Var(&s.chatRate, "chat-rate", 0, "chat: total messages per second (0: closed loop)")
+	fs.IntVar(&s.chatWindow, "chat-window", 4, "chat: messages in flight per direction of each pair")
 	fs.DurationVar(&s.chatDur, "chat-duration", 10*time.Second, "chat: measured time")
 	fs.DurationVar(&s.chatWarm, "chat-warmup", time.Second, "chat: unmeasured time first")
 	fs.IntVar(&s.fanK, "fanout-k", 100, "fanout: online contacts of the central user")
@@ -163,6 +164,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	enc := json.NewEncoder(stdout)
@@ -209,7 +221,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			d := 60*time.Second + s.chatWarm + s.chatDur + time.Duration(s.chatPairs)*40*time.Millisecond
 			sctx, cancel := o.withDeadline(ctx, d)
 			r = scenario.Chat(sctx, t, scenario.ChatParams{Pairs: s.chatPairs, First: s.chatFirst, Duration: s.chatDur,
-				Warmup: s.chatWarm, Window: s.chatWindow, Rate: s.chatRate, Parallel: o.parallel})
+				Warmup: s.chatWarm, Window: s.chatWindow, Parallel: o.parallel})
 			cancel()
 		case "fanout":
 			d := 120*time.Second + time.Duration(s.fanK)*60*time.Millisecond + time.Duration(s.fanChg)*10*time.Second
