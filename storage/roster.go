@@ -190,12 +190,13 @@ func scanItems(rows *sql.Rows) ([]roster.Item, error) {
 	var items []roster.Item
 	for rows.Next() {
 		var it roster.Item
-		var sub, groups string
+		var sub sql.RawBytes
+		var groups string
 		var ver int64
 		if err := rows.Scan(&it.JID, &it.Name, &sub, &it.Ask, &it.Approved, &groups, &ver); err != nil {
 			return nil, err
 		}
-		it.Subscription = roster.Subscription(sub)
+		it.Subscription = subscription(sub)
 		it.Ver = uint64(ver)
 		if groups != "" {
 			it.Groups = strings.Split(groups, groupSep)
@@ -203,6 +204,21 @@ func scanItems(rows *sql.Rows) ([]roster.Item, error) {
 		items = append(items, it)
 	}
 	return items, rows.Err()
+}
+
+// subscription maps a stored value to the package constant without allocating.
+func subscription(b []byte) roster.Subscription {
+	switch string(b) {
+	case "none":
+		return roster.None
+	case "to":
+		return roster.To
+	case "from":
+		return roster.From
+	case "both":
+		return roster.Both
+	}
+	return roster.Subscription(b)
 }
 
 // Item returns one item: from the cached roster if there is one, else with one query.
