@@ -93,3 +93,16 @@ type UserCreated struct{ User string }
 
 // UserDeleted: see UserCreated.
 type UserDeleted struct{ User string }
+
+// PresenceChanged is published by the presence engine when a session's
+// broadcast presence changes: Initial is the first available presence of the
+// session (RFC 6121 §4.2: offline messages are delivered then), Available false
+// means it went unavailable (Raw is then the unavailable presence, with any
+// status).
+type PresenceChanged struct {
+	Session   *Session
+	Available bool
+	Initial   bool
+	Priority  int
+	Raw       []byte
+}

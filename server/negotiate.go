@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -169,6 +170,8 @@ func (n *negotiation) saslConfig() sasl.Config {
 		AllowPlain: n.tls != nil,
 		Lookup:     s.users.Credential,
 		FakeSalt:   s.fakeSalt,
+
+		StrictChannelBinding: s.props.Bool(PropStrictCB),
 	}
 }
 
@@ -237,7 +240,8 @@ func (n *negotiation) stage() (restart bool, sess *Session, err error) {
 			if err := n.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
 				return false, nil, err
 			}
-			if n.sc.Buffered() > 0 {
+			pre := n.sc.BufferedBytes()
+			if len(bytes.TrimLeft(pre, " \t\r\n")) > 0 {
 				// RFC 6120 §5.4.3.3: nothing may follow <starttls/> before TLS.
 				return false, nil, errors.New("data after starttls")
 			}
@@ -276,8 +280,33 @@ func (n *negotiation) stage() (restart bool, sess *Session, err error) {
 	}
 }
 
+// spaceSkipper drops whitespace that some clients (go-sendxmpp) send between
+// <proceed/> and the TLS ClientHello; a ClientHello starts with 0x16.
+type spaceSkipper struct {
+	net.Conn
+	started bool
+}
+
+func (c *spaceSkipper) Read(p []byte) (int, error) {
+	for !c.started {
+		n, err := c.Conn.Read(p)
+		i := 0
+		for i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') {
+			i++
+		}
+		if i < n {
+			c.started = true
+			return copy(p, p[i:n]), err
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}
+
 func (n *negotiation) startTLS() error {
-	tc := tls.Server(n.raw, n.srv.tlsConfig)
+	tc := tls.Server(&spaceSkipper{Conn: n.raw}, n.srv.tlsConfig)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}

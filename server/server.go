@@ -36,6 +36,7 @@ const (
 	PropNegotiationTimeout = "c2s.negotiation-timeout"
 	PropMaxQueueBytes      = "c2s.max-queue-bytes"
 	PropAuthFailures       = "auth.max-failures"
+	PropStrictCB           = "sasl.strict-channel-binding"
 )
 
 // Properties are the core's property definitions.
@@ -47,6 +48,7 @@ func Properties() []storage.PropDef {
 		{Key: PropStanzaMaxBytes, Default: "262144", Help: "larger stanza: policy-violation stream error", Check: checkPositive},
 		{Key: PropNegotiationTimeout, Default: "30s", Help: "a connection that has not finished TLS, SASL and bind by then is closed", Check: checkDuration},
 		{Key: PropMaxQueueBytes, Default: "1048576", Help: "outbound bytes queued for a client that does not read before it is disconnected", Check: checkPositive},
+		{Key: PropStrictCB, Default: "false", Help: "refuse SCRAM's 'y' flag when -PLUS is offered (RFC 5802 downgrade detection; breaks clients that only know tls-unique)", Check: checkBool},
 		{Key: PropAuthFailures, Default: "5", Help: "failed logins per address per minute before further attempts are refused for a minute", Check: checkPositive},
 	}
 }

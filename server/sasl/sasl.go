@@ -42,6 +42,10 @@ type Config struct {
 	// AllowPlain offers PLAIN; it is only ever offered when TLS is set too.
 	AllowPlain bool
 	Lookup     Lookup
+	// StrictChannelBinding refuses the gs2 flag "y" on a connection that
+	// offers -PLUS (RFC 5802 §6 downgrade detection). Off by default: clients
+	// that only know tls-unique send "y" legitimately (see scramFirst).
+	StrictChannelBinding bool
 	// FakeSalt is a server secret from which unknown users get a stable salt,
 	// so that the first server message does not tell who exists.
 	FakeSalt []byte

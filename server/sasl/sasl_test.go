@@ -162,6 +162,7 @@ func TestSCRAM(t *testing.T) {
 		name        string
 		mech        string
 		tls         bool
+		strict      bool
 		user, pass  string
 		gs2         string
 		ext         string
@@ -217,7 +218,8 @@ func TestSCRAM(t *testing.T) {
 
 		{name: "y without TLS", mech: "SCRAM-SHA-256", gs2: "y,,"},
 		{name: "n over TLS", mech: "SCRAM-SHA-256", tls: true},
-		{name: "y over TLS is a downgrade", mech: "SCRAM-SHA-256", tls: true, gs2: "y,,", wantFailure: "not-authorized"},
+		{name: "y over TLS is accepted", mech: "SCRAM-SHA-256", tls: true, gs2: "y,,"},
+		{name: "y over TLS is a downgrade when strict", mech: "SCRAM-SHA-256", tls: true, strict: true, gs2: "y,,", wantFailure: "not-authorized"},
 		{name: "PLUS with tls-exporter", mech: "SCRAM-SHA-256-PLUS", tls: true, gs2: "p=tls-exporter,,", cb: exporter},
 		{name: "PLUS with tls-server-end-point", mech: "SCRAM-SHA-512-PLUS", tls: true, gs2: "p=tls-server-end-point,,", cb: endpoint},
 		{name: "PLUS with authzid", mech: "SCRAM-SHA-1-PLUS", tls: true, gs2: "p=tls-exporter,a=user,", cb: exporter},
@@ -246,6 +248,7 @@ func TestSCRAM(t *testing.T) {
 			if tc.tls {
 				cfg = tlsCfg
 			}
+			cfg.StrictChannelBinding = tc.strict
 			s := newServer(t, tc.mech, cfg)
 			c := &scramClient{h: hashFunc(strings.TrimSuffix(strings.TrimPrefix(tc.mech, "SCRAM-"), "-PLUS")),
 				user: cmp(tc.user, "user"), pass: cmp(tc.pass, "pencil"), gs2: cmp(tc.gs2, "n,,"), ext: tc.ext, cb: tc.cb}

@@ -68,8 +68,12 @@ func (s *Server) scramFirst(ctx context.Context, msg string) ([]byte, error) {
 	case flag == "n" && !x.plus:
 	case flag == "y" && !x.plus:
 		// The client can bind but believes we cannot, yet this connection offered
-		// -PLUS: someone removed it on the way (downgrade).
-		if len(s.cbTypes) > 0 {
+		// -PLUS: either someone removed it on the way (downgrade), or the client
+		// knows no binding type we offer. The second is common: slixmpp 1.8
+		// knows only tls-unique (gone in TLS 1.3, never offered here) and says
+		// "y"; refusing it makes such clients fall back to PLAIN, which is
+		// worse. So "y" is refused only when the operator asks for it.
+		if len(s.cbTypes) > 0 && s.c.StrictChannelBinding {
 			return nil, fail("not-authorized", "channel binding downgrade")
 		}
 	case strings.HasPrefix(flag, "p=") && x.plus:

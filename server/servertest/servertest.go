@@ -343,7 +343,7 @@ func (c *Client) Bind(resource string) string {
 	if res.Attrs["type"] != "result" {
 		c.T.Fatalf("bind failed: %s", res.Raw)
 	}
-	c.JID = wire.Unescape(text(res.Raw[strings.Index(res.Raw, "<jid>"):strings.Index(res.Raw, "</jid>")+6]))
+	c.JID = wire.Unescape(text(res.Raw[strings.Index(res.Raw, "<jid>") : strings.Index(res.Raw, "</jid>")+6]))
 	return c.JID
 }
 

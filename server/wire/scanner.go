@@ -162,6 +162,9 @@ func (s *Scanner) Reset(r io.Reader) {
 // there must be none (RFC 6120 §5.4.3.3: the client waits for <proceed/>).
 func (s *Scanner) Buffered() int { return s.end - s.pos }
 
+// BufferedBytes returns the unconsumed buffered bytes (valid until the next read).
+func (s *Scanner) BufferedBytes() []byte { return s.buf[s.pos:s.end] }
+
 // Shrink releases a large buffer after a big stanza so idle sessions stay small.
 func (s *Scanner) Shrink(n int) {
 	if len(s.buf) > n && s.end-s.beg <= n {
