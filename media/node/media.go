@@ -99,7 +99,11 @@ func newAPI(c Config, udp net.PacketConn) (*webrtc.API, error) {
 	// same socket, so setStunServerAddress works without extra ports.
 	mux := ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{Logger: lf.NewLogger("udpmux"), UDPConn: udp})
 	se.SetICEUDPMux(mux)
-	se.SetIncludeLoopbackCandidate(true)
+	// Loopback candidates only when the node listens on loopback (a
+	// development setup); a public node must not advertise 127.0.0.1.
+	if ua, ok := udp.LocalAddr().(*net.UDPAddr); ok && ua.IP.IsLoopback() {
+		se.SetIncludeLoopbackCandidate(true)
+	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 	if ua, ok := udp.LocalAddr().(*net.UDPAddr); ok && ua.IP.To4() == nil {
