@@ -29,27 +29,15 @@ func (e *Error) StanzaError() stanza.Error {
 	return se
 }
 
-func badRequest(text string) *Error {
-	return &Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: text}
-}
-
-func notAcceptable(text string) *Error {
-	return &Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: text}
-}
-
-func jidMalformed(text string) *Error {
-	return &Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: text}
-}
+func badRequest(text string) *Error    { return &Error{stanza.Modify, stanza.BadRequest, text} }
+func notAcceptable(text string) *Error { return &Error{stanza.Modify, stanza.NotAcceptable, text} }
+func jidMalformed(text string) *Error  { return &Error{stanza.Modify, stanza.JIDMalformed, text} }
+func notAllowed(text string) *Error    { return &Error{stanza.Cancel, stanza.NotAllowed, text} }
 
 // itemNotFound is §2.5.3: removing an item that is not in the roster.
-func itemNotFound(text string) *Error {
-	return &Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: text}
-}
+func itemNotFound(text string) *Error { return &Error{stanza.Cancel, stanza.ItemNotFound, text} }
 
-func notAllowed(text string) *Error {
-	return &Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: text}
-}
-
+// resourceConstraint refuses a new item in a full roster: retrying will not help.
 func resourceConstraint(text string) *Error {
-	return &Error{Type: stanza.Cancel, Condition: stanza.ResourceConstraint, Text: text}
+	return &Error{stanza.Cancel, stanza.ResourceConstraint, text}
 }

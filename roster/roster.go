@@ -321,27 +321,16 @@ func (r *Roster) endSubscriptions(st State, c string) Effects {
 // Outbound applies a subscription stanza the user sent to contact (RFC 6121 §3,
 // Appendix A.2). A stanza to the user's own bare JID changes nothing and is not routed.
 func (r *Roster) Outbound(ctx context.Context, owner, contact jid.JID, k Kind) (Effects, error) {
-	o, err := ownerKey(owner)
-	if err != nil {
-		return Effects{}, err
-	}
-	c := contact.Bare().String()
-	if c == owner.Bare().String() {
-		return Effects{}, nil
-	}
-	defer r.lock(o)()
-	st, it, found, err := r.load(ctx, o, c)
-	if err != nil {
-		return Effects{}, err
-	}
-	t := Outbound(st, k)
-	r.log.Debug("roster: outbound subscription", "user", o, "contact", c, "type", k.String(), "from", st.String(), "to", t.Next.String())
-	return r.apply(ctx, o, c, st, it, found, t, "")
+	return r.subscription(ctx, owner, contact, k, "", false)
 }
 
 // Inbound applies a subscription stanza contact sent to the user (RFC 6121 §3, Appendix
 // A.3); status is the <status/> of a subscribe, kept with the pending request.
 func (r *Roster) Inbound(ctx context.Context, owner, contact jid.JID, k Kind, status string) (Effects, error) {
+	return r.subscription(ctx, owner, contact, k, status, true)
+}
+
+func (r *Roster) subscription(ctx context.Context, owner, contact jid.JID, k Kind, status string, inbound bool) (Effects, error) {
 	o, err := ownerKey(owner)
 	if err != nil {
 		return Effects{}, err
@@ -355,7 +344,10 @@ func (r *Roster) Inbound(ctx context.Context, owner, contact jid.JID, k Kind, st
 	if err != nil {
 		return Effects{}, err
 	}
-	t := Inbound(st, k)
+	t, dir := Outbound(st, k), "outbound"
+	if inbound {
+		t, dir = Inbound(st, k), "inbound"
+	}
 	if t.Next.PendingIn && !st.PendingIn {
 		pend, err := r.store.PendingIn(ctx, o)
 		if err != nil {
@@ -368,7 +360,7 @@ func (r *Roster) Inbound(ctx context.Context, owner, contact jid.JID, k Kind, st
 			return Effects{}, nil
 		}
 	}
-	r.log.Debug("roster: inbound subscription", "user", o, "contact", c, "type", k.String(), "from", st.String(), "to", t.Next.String())
+	r.log.Debug("roster: subscription", "dir", dir, "user", o, "contact", c, "type", k.String(), "from", st.String(), "to", t.Next.String())
 	return r.apply(ctx, o, c, st, it, found, t, truncate(status, r.maxStat))
 }
 

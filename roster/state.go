@@ -144,33 +144,60 @@ type Transition struct {
 // Outbound "subscribed" in None, None + Pending Out or To (no request to approve) is a
 // pre-approval (§3.4, footnote of A.2.3): it is not routed, the item gets
 // approved='true'. Outbound "unsubscribed" withdraws a pre-approval in those states.
-func Outbound(st State, k Kind) Transition {
+func Outbound(st State, k Kind) Transition { return step(st, k, outboundRules) }
+
+// Inbound applies a subscription stanza that the contact sent to the user
+// (RFC 6121 Appendix A.3; §3.1.3, §3.1.6, §3.2.3, §3.3.3, §3.4).
+//
+// Inbound "subscribe" is answered by the server itself when the contact is subscribed
+// already (A.3.1 "no *" rows) or pre-approved (§3.4), and otherwise forwarded unless a
+// request from the contact is already pending.
+func Inbound(st State, k Kind) Transition { return step(st, k, inboundRules) }
+
+// rules apply one direction's handling of k to t, with the two subscriptions as
+// booleans (to: the user receives the contact's presence; from: the reverse). They
+// return false for an unknown kind.
+type rules func(st State, k Kind, t *Transition, to, from *bool) bool
+
+// step runs rules on the normalised state and derives the new subscription and whether
+// a client sees the change.
+func step(st State, k Kind, apply rules) Transition {
 	st = st.normalized()
 	to, from := st.Subscription.HasTo(), st.Subscription.HasFrom()
 	t := Transition{Next: st}
+	if !apply(st, k, &t, &to, &from) {
+		return t
+	}
+	t.Next.Subscription = subscriptionOf(to, from)
+	t.Next = t.Next.normalized()
+	t.Push = t.Next.visible() != st.visible()
+	return t
+}
+
+func outboundRules(st State, k Kind, t *Transition, to, from *bool) bool {
 	n := &t.Next
 	switch k {
 	case Subscribe:
 		// A.2.1: always routed (the contact's server answers a duplicate itself); a
 		// request is pending unless the user is subscribed already.
 		t.Forward = true
-		if !to {
+		if !*to {
 			n.PendingOut = true
 		}
 	case Unsubscribe:
 		// A.2.2: always routed; ends the user's subscription and any pending request.
 		t.Forward = true
 		n.PendingOut = false
-		to = false
+		*to = false
 	case Subscribed:
 		switch {
-		case from:
+		case *from:
 			// A.2.3: From, From + Pending Out, Both: nothing to approve.
 		case st.PendingIn:
 			// A.2.3: approving the contact's request.
 			t.Forward = true
 			t.SendPresence = true
-			from = true
+			*from = true
 			n.PendingIn = false
 			n.Approved = false
 		default:
@@ -179,37 +206,25 @@ func Outbound(st State, k Kind) Transition {
 		}
 	case Unsubscribed:
 		// A.2.4: denies a pending request or cancels the contact's subscription.
-		if from || st.PendingIn {
+		if *from || st.PendingIn {
 			t.Forward = true
-			t.SendUnavailable = from
-			from = false
+			t.SendUnavailable = *from
+			*from = false
 			n.PendingIn = false
 		}
 		n.Approved = false
 	default:
-		return t
+		return false
 	}
-	n.Subscription = subscriptionOf(to, from)
-	*n = n.normalized()
-	t.Push = n.visible() != st.visible()
-	return t
+	return true
 }
 
-// Inbound applies a subscription stanza that the contact sent to the user
-// (RFC 6121 Appendix A.3; §3.1.3, §3.1.6, §3.2.3, §3.3.3, §3.4).
-//
-// Inbound "subscribe" is answered by the server itself when the contact is subscribed
-// already (A.3.1 "no *" rows) or pre-approved (§3.4), and otherwise forwarded unless a
-// request from the contact is already pending.
-func Inbound(st State, k Kind) Transition {
-	st = st.normalized()
-	to, from := st.Subscription.HasTo(), st.Subscription.HasFrom()
-	t := Transition{Next: st}
+func inboundRules(st State, k Kind, t *Transition, to, from *bool) bool {
 	n := &t.Next
 	switch k {
 	case Subscribe:
 		switch {
-		case from:
+		case *from:
 			// A.3.1 rows marked "*": the server auto-replies. Sending the user's current
 			// presence again helps a contact whose server lost track of it.
 			t.AutoReply = Subscribed
@@ -218,7 +233,7 @@ func Inbound(st State, k Kind) Transition {
 			// §3.4: the pre-approval takes effect; the request never reaches the user.
 			t.AutoReply = Subscribed
 			t.SendPresence = true
-			from = true
+			*from = true
 			n.Approved = false
 		case st.PendingIn:
 			// A.3.1: a duplicate of a request already delivered.
@@ -228,31 +243,28 @@ func Inbound(st State, k Kind) Transition {
 		}
 	case Unsubscribe:
 		// A.3.2: ends the contact's subscription or withdraws its request.
-		if from || st.PendingIn {
+		if *from || st.PendingIn {
 			t.Forward = true
-			t.SendUnavailable = from
-			from = false
+			t.SendUnavailable = *from
+			*from = false
 			n.PendingIn = false
 		}
 	case Subscribed:
 		// A.3.3: only an answer to the user's pending request counts.
-		if !to && st.PendingOut {
+		if !*to && st.PendingOut {
 			t.Forward = true
-			to = true
+			*to = true
 			n.PendingOut = false
 		}
 	case Unsubscribed:
 		// A.3.4: denies the user's request or cancels the user's subscription.
-		if to || st.PendingOut {
+		if *to || st.PendingOut {
 			t.Forward = true
-			to = false
+			*to = false
 			n.PendingOut = false
 		}
 	default:
-		return t
+		return false
 	}
-	n.Subscription = subscriptionOf(to, from)
-	*n = n.normalized()
-	t.Push = n.visible() != st.visible()
-	return t
+	return true
 }

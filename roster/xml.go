@@ -10,8 +10,15 @@ import (
 	mroster "mellium.im/xmpp/roster"
 )
 
-// NS is the roster namespace (RFC 6121 §2.1.1).
-const NS = mroster.NS
+// Namespaces. The server advertises both stream features to clients after binding:
+// <ver xmlns='urn:xmpp:features:rosterver'/> because Fetch answers versioned gets, and
+// <sub xmlns='urn:xmpp:features:pre-approval'/> because Outbound treats "subscribed"
+// without a pending request as a pre-approval.
+const (
+	NS            = mroster.NS                       // jabber:iq:roster (RFC 6121 §2.1.1)
+	NSVersioning  = mroster.NSFeatures               // XEP-0237 §2 stream feature
+	NSPreApproval = "urn:xmpp:features:pre-approval" // RFC 6121 §3.4.1 stream feature
+)
 
 // Query is the <query xmlns='jabber:iq:roster'/> payload of a roster get, set, result or
 // push.

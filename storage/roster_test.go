@@ -15,6 +15,26 @@ import (
 	"github.com/hearth-im/hearth/roster/rostertest"
 )
 
+// openRosterFile opens the file at path with a RosterStore and the given users, for a
+// test that closes and reopens it.
+func openRosterFile(t *testing.T, path string, users ...string) (*DB, *RosterStore) {
+	t.Helper()
+	db, err := Open(path, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewRosterStore(db, RosterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if err := db.Users().Create(context.Background(), u, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, s
+}
+
 // openRosters opens a RosterStore on db, with the given users, closed at the end.
 func openRosters(t testing.TB, db *DB, opts RosterOptions, users ...string) *RosterStore {
 	t.Helper()
@@ -43,17 +63,7 @@ func TestRosterStoreConformance(t *testing.T) {
 func TestRosterStoreRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "hearth.db")
-	db, err := Open(path, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewRosterStore(db, RosterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Users().Create(ctx, "juliet", false, nil); err != nil {
-		t.Fatal(err)
-	}
+	db, s := openRosterFile(t, path, "juliet")
 	items := []roster.Item{
 		{JID: "romeo@example.net", Name: "Romeo", Subscription: roster.Both, Groups: []string{"Friends", "Montague"}},
 		{JID: "nurse@example.com", Subscription: roster.None, Ask: true, Approved: true},
@@ -278,19 +288,7 @@ func TestRosterStoreCacheRace(t *testing.T) {
 func TestRosterServiceOverSQLite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "hearth.db")
-	db, err := Open(path, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewRosterStore(db, RosterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"juliet", "romeo"} {
-		if err := db.Users().Create(ctx, u, false, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, s := openRosterFile(t, path, "juliet", "romeo")
 	r := roster.New(s, roster.Options{Log: testLogger(t)})
 	juliet, romeo := jid.MustParse("juliet@capulet.lit/balcony"), jid.MustParse("romeo@capulet.lit")
 	step := func(eff roster.Effects, err error) roster.Effects {
