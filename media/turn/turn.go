@@ -188,10 +188,14 @@ func New(c Config) (*Server, error) {
 	}
 	relay := relayAllocator{s}
 	s.pion, err = pionturn.NewServer(pionturn.ServerConfig{
-		Realm:         c.Realm,
-		AuthHandler:   s.authenticate,
-		QuotaHandler:  s.allowAllocation,
-		LoggerFactory: pionLoggers{s.log},
+		Realm: c.Realm,
+		// RFC 6156 §4.2: without REQUESTED-ADDRESS-FAMILY the relay is IPv4. pion by default
+		// follows the listener's family instead, which would refuse an IPv6 client of a
+		// dual-stack listener that expects the IPv4 relay (browsers omit the attribute).
+		StrictAddressFamily: s.relayIP.To4() != nil,
+		AuthHandler:         s.authenticate,
+		QuotaHandler:        s.allowAllocation,
+		LoggerFactory:       pionLoggers{s.log},
 		EventHandler: pionturn.EventHandler{
 			OnAuth:              s.onAuth,
 			OnAllocationCreated: s.onAllocationCreated,

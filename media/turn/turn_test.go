@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	pionturn "github.com/pion/turn/v5"
 )
 
 func TestMintMatchesCoturnScheme(t *testing.T) {
@@ -426,6 +428,53 @@ func TestAllocationQuotaConcurrent(t *testing.T) {
 	}
 	if granted != max || s.quota.count("dave") != max {
 		t.Fatalf("%d allocations granted (%d counted), want %d", granted, s.quota.count("dave"), max)
+	}
+}
+
+// RFC 6156 §4.2: an IPv6 client that does not ask for a family gets the IPv4 relay; one that
+// asks for IPv6 is refused, since the relay address is IPv4.
+func TestIPv6ClientGetsIPv4Relay(t *testing.T) {
+	s := newTestServer(t, func(c *Config) {
+		c.Addr = "[::1]:0"
+		c.RelayIP = net.IPv4(127, 0, 0, 1)
+		c.RelayListenIP = net.IPv4(127, 0, 0, 1)
+	})
+	udp, _ := s.Addr()
+	for _, family := range []pionturn.RequestedAddressFamily{pionturn.RequestedAddressFamilyIPv4, pionturn.RequestedAddressFamilyIPv6} {
+		conn, err := net.ListenPacket("udp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		creds := s.Credentials("alice")
+		c, err := pionturn.NewClient(&pionturn.ClientConfig{
+			TURNServerAddr: udp.String(), Conn: conn, Username: creds.Username, Password: creds.Password,
+			RequestedAddressFamily: family, LoggerFactory: pionLogs(), RTO: 100 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relay, err := c.Allocate()
+		if family == pionturn.RequestedAddressFamilyIPv6 {
+			if err == nil {
+				t.Errorf("IPv6 relay granted: %v", relay.LocalAddr())
+			}
+		} else if err != nil {
+			t.Errorf("IPv4 relay for an IPv6 client: %v", err)
+		} else {
+			if ip := relay.LocalAddr().(*net.UDPAddr).IP; !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+				t.Errorf("relayed address %v", relay.LocalAddr())
+			}
+			got := relayRoundTrip(t, relay, udpEcho(t).LocalAddr(), []byte("v6 to v4"))
+			if string(got) != "echo:v6 to v4" {
+				t.Errorf("got %q", got)
+			}
+			_ = relay.Close()
+		}
+		c.Close()
+		_ = conn.Close()
 	}
 }
 
