@@ -55,6 +55,9 @@ cert)
 	;;
 start)
 	kind=$2 dir=$3 port=$4 domain=${5:-localhost}
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		die "port $port is already in use (by: $(ss -Htlnp "sport = :$port" | sed -n 's/.*users:((\(.*\)))/\1/p'))"
+	fi
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
 	cert=${CERT:-} key=${KEY:-}

@@ -26,7 +26,23 @@ type FanoutParams struct {
 type rosterState struct {
 	mu  sync.Mutex
 	sub map[string]string // bare JID -> subscription
-	got chan struct{}     // closed when the roster result arrived
+	got chan struct{}     // closed when the roster result (or error) arrived
+	err atomic.Value      // error condition of the roster get, if it failed
+}
+
+// wait waits for the answer to the roster get.
+func (rs *rosterState) wait(ctx context.Context) error {
+	select {
+	case <-rs.got:
+		if v := rs.err.Load(); v != nil {
+			return fmt.Errorf("roster get answered with error %s (no roster support?)", v)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("no roster result within 30 s")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (rs *rosterState) handle(e *client.Element) {
@@ -34,8 +50,13 @@ func (rs *rosterState) handle(e *client.Element) {
 		return
 	}
 	q := e.Child("query", client.NSRoster)
-	if q == nil && !(e.Attr("id") == "roster1" && e.Attr("type") == "result") {
+	answer := e.Attr("id") == "roster1" && (e.Attr("type") == "result" || e.Attr("type") == "error")
+	if q == nil && !answer {
 		return
+	}
+	if answer && e.Attr("type") == "error" {
+		rs.err.Store(client.StanzaErrorOf(e))
+		q = nil
 	}
 	rs.mu.Lock()
 	if q != nil {
@@ -51,7 +72,7 @@ func (rs *rosterState) handle(e *client.Element) {
 		}
 	}
 	rs.mu.Unlock()
-	if e.Attr("id") == "roster1" && e.Attr("type") == "result" {
+	if answer {
 		select {
 		case <-rs.got:
 		default:
@@ -201,12 +222,8 @@ func Fanout(ctx context.Context, t *Target, p FanoutParams) *Result {
 	if err := cs.conn.Send(rosterGet); err != nil {
 		return r.fail(err).finish(ctx)
 	}
-	select {
-	case <-rs.got:
-	case <-time.After(30 * time.Second):
-		return r.fail(fmt.Errorf("no roster result within 30 s")).finish(ctx)
-	case <-ctx.Done():
-		return r.finish(ctx)
+	if err := rs.wait(ctx); err != nil {
+		return r.fail(err).finish(ctx)
 	}
 	r.set("roster_both", float64(rs.countBoth(contacts)))
 
@@ -292,12 +309,8 @@ func prepareRoster(ctx context.Context, t *Target, p FanoutParams, center string
 	if err := cs.conn.Send(rosterGet); err != nil {
 		return 0, err
 	}
-	select {
-	case <-rs.got:
-	case <-time.After(30 * time.Second):
-		return 0, fmt.Errorf("no roster result within 30 s")
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := rs.wait(ctx); err != nil {
+		return 0, err
 	}
 	var missing []int
 	for k, c := range contacts {
