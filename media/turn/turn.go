@@ -370,10 +370,17 @@ func (s *Server) permit(client net.Addr, peer net.IP) bool {
 		s.refusedPeerFor(client, peer, "not a unicast address")
 		return false
 	case peerInternal:
-		if !s.allowPrivate() {
-			s.refusedPeerFor(client, peer, "internal network")
-			return false
+		if s.allowPrivate() {
+			return true
 		}
+		// A relay address on a private network (a LAN deployment, a cloud VM without 1:1
+		// NAT) must stay reachable as a peer: two relay-only clients of this server talk
+		// relay to relay. The relay sockets then refuse every port that is not a relay.
+		if s.relayIP.Equal(peer) && !peer.IsLoopback() {
+			return true
+		}
+		s.refusedPeerFor(client, peer, "internal network")
+		return false
 	}
 	return true
 }

@@ -367,6 +367,33 @@ func TestRelayToServerItselfDropped(t *testing.T) {
 	}
 }
 
+// With a private relay address, the relay address itself stays a permitted peer (relay to
+// relay), but only its relay ports: other private peers and the TURN port are refused.
+func TestPrivateRelayAddressIsAPeer(t *testing.T) {
+	private := net.ParseIP("10.99.0.1").To4() // announced, never routed here
+	s := newTestServer(t, func(c *Config) {
+		c.RelayIP = private
+		c.RelayListenIP = net.IPv4(127, 0, 0, 1)
+	})
+	s.allowPrivate.Store(false)
+	c := dialTURN(t, s.Server, "udp", s.Credentials("alice"))
+	relay := c.allocate(t)
+	if err := c.CreatePermission(&net.UDPAddr{IP: private, Port: 1}); err != nil {
+		t.Fatalf("CreatePermission for the relay address: %v", err)
+	}
+	if err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP("10.99.0.2"), Port: 1}); stunCode(err) != 403 {
+		t.Fatalf("CreatePermission 10.99.0.2: %v, want 403", err)
+	}
+	udp, _ := s.Addr()
+	if _, err := relay.WriteTo([]byte("loop"), &net.UDPAddr{IP: private, Port: udp.(*net.UDPAddr).Port}); err != nil {
+		t.Fatalf("WriteTo: %v", err)
+	}
+	waitFor(t, "the packet to the TURN port to be refused", func() bool { return s.Stats().PeersRefused == 2 })
+	if st := s.Stats(); st.BytesToPeers != 0 {
+		t.Fatalf("stats %+v: a packet left the relay", st)
+	}
+}
+
 // The per-user quota answers 486 and counts the user, not the client's address; ending an
 // allocation makes room again.
 func TestAllocationQuota(t *testing.T) {
