@@ -64,7 +64,9 @@ type Config struct {
 	// RelayIP's family. Set it with RelayIP behind a 1:1 NAT.
 	RelayListenIP net.IP
 	// AllowPrivatePeers reports whether peers on loopback, private, link-local and CGNAT
-	// networks may be relayed to (property turn.allow-private-peers). Nil means false.
+	// networks may be relayed to (property turn.allow-private-peers). Nil means false. When
+	// false, the relay address itself stays a permitted peer (relay to relay) but only on
+	// relay ports, and multicast, broadcast and unspecified peers are refused either way.
 	AllowPrivatePeers func() bool
 	// MaxAllocationsPerUser limits live allocations per user, the part of the username after
 	// the first ':' (DefaultMaxAllocationsPerUser if 0; negative: no limit).

@@ -342,55 +342,39 @@ func TestNeverRelayedPeers(t *testing.T) {
 	}
 }
 
-// A permission to the server's own public address is granted (two clients may relay to each
-// other's allocations), but packets to its other ports are dropped.
-func TestRelayToServerItselfDropped(t *testing.T) {
-	public := net.ParseIP("203.0.113.7").To4() // announced, never routed here
-	s := newTestServer(t, func(c *Config) {
-		c.RelayIP = public
-		c.RelayListenIP = net.IPv4(127, 0, 0, 1)
-	})
-	s.allowPrivate.Store(false)
-	c := dialTURN(t, s.Server, "udp", s.Credentials("alice"))
-	relay := c.allocate(t)
-	if ip := relay.LocalAddr().(*net.UDPAddr).IP; !ip.Equal(public) {
-		t.Fatalf("relayed address %v, want %v", relay.LocalAddr(), public)
-	}
-	udp, _ := s.Addr()
-	target := &net.UDPAddr{IP: public, Port: udp.(*net.UDPAddr).Port} // the TURN port itself
-	if _, err := relay.WriteTo([]byte("loop"), target); err != nil {
-		t.Fatalf("WriteTo: %v", err)
-	}
-	waitFor(t, "the packet to be refused", func() bool { return s.Stats().PeersRefused == 1 })
-	if st := s.Stats(); st.BytesToPeers != 0 {
-		t.Fatalf("stats %+v: a packet left the relay", st)
-	}
-}
-
-// With a private relay address, the relay address itself stays a permitted peer (relay to
-// relay), but only its relay ports: other private peers and the TURN port are refused.
-func TestPrivateRelayAddressIsAPeer(t *testing.T) {
-	private := net.ParseIP("10.99.0.1").To4() // announced, never routed here
-	s := newTestServer(t, func(c *Config) {
-		c.RelayIP = private
-		c.RelayListenIP = net.IPv4(127, 0, 0, 1)
-	})
-	s.allowPrivate.Store(false)
-	c := dialTURN(t, s.Server, "udp", s.Credentials("alice"))
-	relay := c.allocate(t)
-	if err := c.CreatePermission(&net.UDPAddr{IP: private, Port: 1}); err != nil {
-		t.Fatalf("CreatePermission for the relay address: %v", err)
-	}
-	if err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP("10.99.0.2"), Port: 1}); stunCode(err) != 403 {
-		t.Fatalf("CreatePermission 10.99.0.2: %v, want 403", err)
-	}
-	udp, _ := s.Addr()
-	if _, err := relay.WriteTo([]byte("loop"), &net.UDPAddr{IP: private, Port: udp.(*net.UDPAddr).Port}); err != nil {
-		t.Fatalf("WriteTo: %v", err)
-	}
-	waitFor(t, "the packet to the TURN port to be refused", func() bool { return s.Stats().PeersRefused == 2 })
-	if st := s.Stats(); st.BytesToPeers != 0 {
-		t.Fatalf("stats %+v: a packet left the relay", st)
+// A permission to the server's own relay address is granted, public or private (two relay-only
+// clients talk relay to relay), but packets to its other ports, such as the TURN port itself,
+// are dropped; other private peers are still refused.
+func TestRelayToServerItself(t *testing.T) {
+	for _, relayIP := range []string{"203.0.113.7", "10.99.0.1"} { // announced, never routed here
+		t.Run(relayIP, func(t *testing.T) {
+			announced := net.ParseIP(relayIP).To4()
+			s := newTestServer(t, func(c *Config) {
+				c.RelayIP = announced
+				c.RelayListenIP = net.IPv4(127, 0, 0, 1)
+			})
+			s.allowPrivate.Store(false)
+			c := dialTURN(t, s.Server, "udp", s.Credentials("alice"))
+			relay := c.allocate(t)
+			if ip := relay.LocalAddr().(*net.UDPAddr).IP; !ip.Equal(announced) {
+				t.Fatalf("relayed address %v, want %v", relay.LocalAddr(), announced)
+			}
+			if err := c.CreatePermission(&net.UDPAddr{IP: announced, Port: 1}); err != nil {
+				t.Fatalf("CreatePermission for the relay address: %v", err)
+			}
+			if err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP("10.99.0.2"), Port: 1}); stunCode(err) != 403 {
+				t.Fatalf("CreatePermission 10.99.0.2: %v, want 403", err)
+			}
+			udp, _ := s.Addr()
+			turnPort := &net.UDPAddr{IP: announced, Port: udp.(*net.UDPAddr).Port}
+			if _, err := relay.WriteTo([]byte("loop"), turnPort); err != nil {
+				t.Fatalf("WriteTo: %v", err)
+			}
+			waitFor(t, "the packet to the TURN port to be refused", func() bool { return s.Stats().PeersRefused == 2 })
+			if st := s.Stats(); st.BytesToPeers != 0 {
+				t.Fatalf("stats %+v: a packet left the relay", st)
+			}
+		})
 	}
 }
 
