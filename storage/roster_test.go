@@ -182,6 +182,28 @@ func TestRosterStoreRejects(t *testing.T) {
 	}
 }
 
+// Get hands out the cached slice itself; appending to it must copy.
+func TestRosterStoreCachedSliceAppend(t *testing.T) {
+	ctx := context.Background()
+	s := openRosters(t, openTest(t, ""), RosterOptions{}, "juliet")
+	for _, j := range []string{"a@x", "b@x"} {
+		if _, err := s.Put(ctx, "juliet", roster.Item{JID: j, Subscription: roster.None}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Get(ctx, "juliet")
+	s.cache.wait()
+	items, _, _ := s.Get(ctx, "juliet")
+	if _, ok := s.cache.Get("juliet", "juliet"); !ok {
+		t.Fatal("setup: roster not cached")
+	}
+	_ = append(items, roster.Item{JID: "c@x"})
+	again, _, _ := s.Get(ctx, "juliet")
+	if len(again) != 2 || cap(again) != 2 {
+		t.Fatalf("cached roster changed by an append: len %d cap %d", len(again), cap(again))
+	}
+}
+
 // A roster cached by the server follows writes another process makes to the file.
 func TestRosterStoreCacheAcrossProcesses(t *testing.T) {
 	ctx := context.Background()

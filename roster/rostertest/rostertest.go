@@ -142,6 +142,11 @@ func testPutGet(t *testing.T, s roster.Store) {
 	if !equalItems(items, want) {
 		t.Fatalf("Get =\n%+v\nwant\n%+v", items, want)
 	}
+	// Appending to a returned roster must not write into a shared (cached) one.
+	_ = append(items, roster.Item{JID: "zzz@x"})
+	if again, _, _ := s.Get(ctx(t), "alice"); !equalItems(again, want) {
+		t.Fatalf("appending to Get's slice changed the store's roster: %+v", again)
+	}
 	it, found, err := s.Item(ctx(t), "alice", "juliet@example.com")
 	if err != nil || !found || !it.Equal(juliet) || it.Ver != v1 {
 		t.Fatalf("Item = %+v, %v, %v; want %+v", it, found, err, juliet)
