@@ -461,7 +461,7 @@ func (n *negotiation) iq(el *wire.Element) (*Session, error) {
 	sess := &Session{
 		srv: s, conn: &connTransport{Conn: n.conn, writeTimeout: 30 * time.Second},
 		sc: n.sc, jid: full, full: full.String(), bare: full.Bare().String(),
-		streamID: n.id, tls: n.tls,
+		streamID: n.id, tls: n.tls, flushed: make(chan struct{}),
 	}
 	sess.lastRead.Store(s.clock.Load())
 	payload := fmt.Appendf(nil, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>%s</jid></bind>", escapeAttr(sess.full))

@@ -281,6 +281,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Kick ends the session bound to full (an administrator's action); it
+// reports whether there was one.
+func (s *Server) Kick(full, text string) bool {
+	x := s.router.Session(full)
+	if x == nil {
+		return false
+	}
+	x.End(EndKick, "policy-violation", text)
+	return true
+}
+
 // tick keeps the coarse clock and runs the idle policy (Openfire's): no
 // traffic for idle.timeout/2 -> XEP-0199 ping; no traffic by idle.timeout ->
 // <connection-timeout/>. One sweeper for all sessions, not a timer each.

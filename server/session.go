@@ -78,6 +78,7 @@ type Session struct {
 	priority  int
 	values    map[any]any
 	bound     bool
+	flushed   chan struct{} // closed when the writer has written the stream's end
 }
 
 // JID returns the session's full JID.
@@ -178,6 +179,7 @@ func (s *Session) writeLoop() {
 			s.mu.Unlock()
 			if closing {
 				s.conn.Close()
+				s.closeFlushed()
 			}
 			return
 		}
@@ -188,6 +190,7 @@ func (s *Session) writeLoop() {
 		if err := s.conn.writeBatch(batch, &scratch); err != nil {
 			s.End(EndTransportError, "", err.Error())
 			s.conn.Close()
+			s.closeFlushed()
 			s.mu.Lock()
 			s.writing = false
 			s.q = nil
@@ -266,10 +269,25 @@ func (s *Session) endOnReadError(err error) {
 	}
 }
 
+func (s *Session) closeFlushed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.flushed:
+	default:
+		close(s.flushed)
+	}
+}
+
 func (s *Session) finish() {
 	s.mu.Lock()
 	reason, text := s.reason, s.text
 	s.mu.Unlock()
+	// Let the writer deliver the stream error and close tag first.
+	select {
+	case <-s.flushed:
+	case <-time.After(s.srv.closeGrace):
+	}
 	s.conn.Close()
 	Publish(s.srv.bus, SessionEnded{Session: s, Reason: reason, Text: text})
 	s.srv.log.Info("session ended", "jid", s.full, "reason", reason)

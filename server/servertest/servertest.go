@@ -37,7 +37,12 @@ type Env struct {
 	TLSAddr string // direct TLS listener
 	Domain  string
 	Events  *Recorder
+	stops   []func()
 }
+
+// OnStop runs fn when the test ends, after the server has shut down and
+// before the database closes (plugins stop there).
+func (e *Env) OnStop(fn func()) { e.stops = append(e.stops, fn) }
 
 // Options adjust Start.
 type Options struct {
@@ -107,6 +112,9 @@ func Start(t testing.TB, o Options) *Env {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		srv.Shutdown(sctx)
+		for i := len(e.stops) - 1; i >= 0; i-- {
+			e.stops[i]()
+		}
 		cancel()
 		db.Close()
 	})
@@ -185,10 +193,12 @@ type Client struct {
 	JID  string
 	// Features is the raw <stream:features/> of the latest stream.
 	Features string
-	els      chan Element
-	errc     chan error
-	mu       sync.Mutex
-	started  bool
+	// From, when set, is put in the stream headers the client sends.
+	From    string
+	els     chan Element
+	errc    chan error
+	mu      sync.Mutex
+	started bool
 }
 
 // Element is a received top-level element, copied.
@@ -228,7 +238,11 @@ func (c *Client) Write(s string) {
 // Open sends a stream header and reads the server's header and features.
 func (c *Client) Open() {
 	c.T.Helper()
-	c.Write("<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+	from := ""
+	if c.From != "" {
+		from = " from='" + wire.Escape(c.From) + "'"
+	}
+	c.Write("<?xml version='1.0'?><stream:stream" + from + " to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
 	c.SC = wire.NewScanner(c.Conn, 4096)
 	c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.SC.ReadHeader(); err != nil {
@@ -384,6 +398,15 @@ func (c *Client) StartReading() {
 			c.els <- copyEl(el)
 		}
 	}()
+}
+
+// StopReading makes the client stop reading its socket (a client that hangs).
+func (c *Client) StopReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started = true
+	c.els = make(chan Element)
+	c.errc = make(chan error, 1)
 }
 
 // Expect waits for the next element matching pred, skipping others; it fails
