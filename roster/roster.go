@@ -14,6 +14,7 @@ import (
 
 // Options configure a Roster. The zero value is usable.
 type Options struct {
+	Domain       string       // the server's domain; owners of other domains are refused ("" checks nothing)
 	Limits       Limits       // zero fields take DefaultLimits
 	MaxPending   int          // pending requests stored per user; default 1000
 	MaxStatusLen int          // characters of a stored request's <status/>; default 1024
@@ -28,6 +29,7 @@ type Options struct {
 // caller after routing, so no call ever holds two users' locks.
 type Roster struct {
 	store   Store
+	domain  string
 	limits  Limits
 	maxPend int
 	maxStat int
@@ -41,6 +43,7 @@ type Roster struct {
 func New(store Store, opts Options) *Roster {
 	r := &Roster{
 		store:   store,
+		domain:  opts.Domain,
 		limits:  opts.Limits.withDefaults(),
 		maxPend: opts.MaxPending,
 		maxStat: opts.MaxStatusLen,
@@ -68,10 +71,14 @@ func (r *Roster) lock(owner string) func() {
 	return m.Unlock
 }
 
-// ownerKey is the Store key of a local account: its user name.
-func ownerKey(owner jid.JID) (string, error) {
+// ownerKey is the Store key of a local account: its user name. The domain check keeps
+// a routing mistake from acting on a local user's roster for a remote namesake.
+func (r *Roster) ownerKey(owner jid.JID) (string, error) {
 	if owner.Localpart() == "" {
 		return "", fmt.Errorf("roster: %q is not a user account", owner)
+	}
+	if r.domain != "" && owner.Domainpart() != r.domain {
+		return "", fmt.Errorf("roster: %q is not an account of %s", owner, r.domain)
 	}
 	return owner.Localpart(), nil
 }
@@ -125,7 +132,7 @@ type Result struct {
 // attribute (a client supporting XEP-0237; ver may then be "" for "nothing cached"). See
 // the package comment for when the answer is the full roster and when a delta.
 func (r *Roster) Fetch(ctx context.Context, owner jid.JID, ver string, versioned bool) (Result, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return Result{}, err
 	}
@@ -150,7 +157,7 @@ func (r *Roster) Fetch(ctx context.Context, owner jid.JID, ver string, versioned
 // Items returns the user's roster and its version, for the presence engine (who is
 // subscribed to whom). The slice is read-only (see Store).
 func (r *Roster) Items(ctx context.Context, owner jid.JID) ([]Item, uint64, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -164,7 +171,7 @@ func (r *Roster) Items(ctx context.Context, owner jid.JID) ([]Item, uint64, erro
 // State returns the subscription state between the user and a contact (for presence
 // probes, §4.3, and directed presence).
 func (r *Roster) State(ctx context.Context, owner, contact jid.JID) (State, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return State{}, err
 	}
@@ -175,7 +182,7 @@ func (r *Roster) State(ctx context.Context, owner, contact jid.JID) (State, erro
 // Pending returns the subscription requests to deliver to the user at login (§3.1.3):
 // those still unanswered, oldest first.
 func (r *Roster) Pending(ctx context.Context, owner jid.JID) ([]PendingRequest, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +231,7 @@ func (r *Roster) load(ctx context.Context, o, c string) (st State, it Item, foun
 // (§2.5). Client errors are *Error. The caller answers the IQ with an empty result
 // before sending the pushes (§2.3.2).
 func (r *Roster) Set(ctx context.Context, owner jid.JID, items []Item) (Effects, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return Effects{}, err
 	}
@@ -331,7 +338,7 @@ func (r *Roster) Inbound(ctx context.Context, owner, contact jid.JID, k Kind, st
 }
 
 func (r *Roster) subscription(ctx context.Context, owner, contact jid.JID, k Kind, status string, inbound bool) (Effects, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return Effects{}, err
 	}
@@ -415,7 +422,7 @@ func (r *Roster) apply(ctx context.Context, o, c string, st State, it Item, foun
 // that end its subscriptions, and every pending request is denied. Unavailable presence
 // is left to the end of the user's sessions, which the deletion causes anyway.
 func (r *Roster) DeleteUser(ctx context.Context, owner jid.JID) (Effects, error) {
-	o, err := ownerKey(owner)
+	o, err := r.ownerKey(owner)
 	if err != nil {
 		return Effects{}, err
 	}

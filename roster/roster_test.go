@@ -578,6 +578,14 @@ func TestNotAnAccount(t *testing.T) {
 	if _, err := r.Outbound(t.Context(), domain, bob, roster.Subscribe); err == nil {
 		t.Fatal("Outbound for a domain JID succeeded")
 	}
+	// With the server's domain set, a remote namesake never reaches the local roster.
+	r = roster.New(roster.NewMemStore(0), roster.Options{Domain: "example.com"})
+	if _, err := r.Inbound(t.Context(), alice, bob, roster.Subscribe, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Fetch(t.Context(), jid.MustParse("alice@example.org"), "", false); err == nil {
+		t.Fatal("Fetch for another domain's user succeeded")
+	}
 }
 
 // Many goroutines drive subscriptions of one user with many contacts, and the same
