@@ -177,6 +177,9 @@ func New(c Config) (*Server, error) {
 			s.relayListenIP = net.IPv6unspecified
 		}
 	}
+	if v4 := s.relayIP.To4(); v4 != nil {
+		s.relayIP = v4 // XOR-RELAYED-ADDRESS carries the 4-byte form
+	}
 	if (s.relayIP.To4() != nil) != (s.relayListenIP.To4() != nil) {
 		s.cancel()
 		return nil, fmt.Errorf("turn: relay IP %s and relay listen IP %s are of different families", s.relayIP, s.relayListenIP)
