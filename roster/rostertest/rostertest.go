@@ -20,18 +20,20 @@ import (
 // per owner.
 type Factory func(t *testing.T, owners []string, maxTombstones int) roster.Store
 
-// Owners are the owners every test uses; concurrency tests add "worker0".."worker7".
-var Owners = []string{"alice", "bob", "carol", "worker0", "worker1", "worker2", "worker3", "worker4", "worker5", "worker6", "worker7"}
+// owners are the owners the tests use, passed to the Factory.
+func owners() []string {
+	return []string{"alice", "bob", "carol", "worker0", "worker1", "worker2", "worker3", "worker4", "worker5", "worker6", "worker7"}
+}
 
 // Run runs the conformance tests as subtests of t.
 func Run(t *testing.T, f Factory) {
-	t.Run("Empty", func(t *testing.T) { testEmpty(t, f(t, Owners, 0)) })
-	t.Run("PutGet", func(t *testing.T) { testPutGet(t, f(t, Owners, 0)) })
-	t.Run("RemoveAndSince", func(t *testing.T) { testRemoveSince(t, f(t, Owners, 0)) })
-	t.Run("TombstonePruning", func(t *testing.T) { testPruning(t, f(t, Owners, 3)) })
-	t.Run("Pending", func(t *testing.T) { testPending(t, f(t, Owners, 0)) })
-	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, f(t, Owners, 0)) })
-	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f(t, Owners, 0)) })
+	t.Run("Empty", func(t *testing.T) { testEmpty(t, f(t, owners(), 0)) })
+	t.Run("PutGet", func(t *testing.T) { testPutGet(t, f(t, owners(), 0)) })
+	t.Run("RemoveAndSince", func(t *testing.T) { testRemoveSince(t, f(t, owners(), 0)) })
+	t.Run("TombstonePruning", func(t *testing.T) { testPruning(t, f(t, owners(), 3)) })
+	t.Run("Pending", func(t *testing.T) { testPending(t, f(t, owners(), 0)) })
+	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, f(t, owners(), 0)) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f(t, owners(), 0)) })
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
