@@ -66,14 +66,15 @@ log "installing peers"
 bash "$repo/bench/testdeps.sh" >/dev/null
 
 log "building hearth-bench"
-go build -o "$work/hearth-bench" ./cmd/hearth-bench
-bench=$work/hearth-bench
+mkdir -p "$work/bin"
+go build -o "$work/bin/hearth-bench" ./cmd/hearth-bench
+bench=$work/bin/hearth-bench
 
 has_hearth=
 if [[ " $peers " == *" hearth "* ]]; then
-	if [[ -d cmd/hearth ]] && go build -o "$work/hearth" ./cmd/hearth 2>"$work/hearth-build.log"; then
+	if [[ -d cmd/hearth ]] && go build -o "$work/bin/hearth" ./cmd/hearth 2>"$work/hearth-build.log"; then
 		has_hearth=1
-		export HEARTH_BIN=$work/hearth
+		export HEARTH_BIN=$work/bin/hearth
 	else
 		log "hearth does not build yet (see $work/hearth-build.log): comparing the peers only"
 		peers=${peers//hearth/}
@@ -87,7 +88,7 @@ port_of() {
 	case $1 in hearth) echo $((port_base)) ;; prosody) echo $((port_base + 10)) ;; ejabberd) echo $((port_base + 20)) ;; esac
 }
 
-start_peer() { # KIND -> prints pid
+start_peer() { # KIND; sets pid (not in a subshell: running must persist for cleanup)
 	local k=$1 port
 	port=$(port_of "$k")
 	if [[ $k == hearth && ! -e $work/hearth/data ]]; then
@@ -96,8 +97,8 @@ start_peer() { # KIND -> prints pid
 		"$HEARTH_BIN" prop set register.open true --data "$work/hearth/data" >/dev/null 2>&1 ||
 			log "hearth: could not open registration (accounts will use 'hearth user add')"
 	fi
-	"$peer" start "$k" "$work/$k" "$port" "$domain"
 	running+=("$k")
+	pid=$("$peer" start "$k" "$work/$k" "$port" "$domain")
 }
 
 stop_peer() {
@@ -122,7 +123,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Accounts (once per server; the data directories live through all rounds).
 for k in $peers; do
 	log "$k: starting and creating accounts"
-	pid=$(start_peer "$k")
+	start_peer "$k"
 	mapfile -t args < <(common "$k")
 	"$bench" accounts "${args[@]}" --create auto \
 		--create-hook "$peer adduser $k $work/$k {user} {password} $domain" >>"$work/accounts.jsonl" ||
@@ -137,7 +138,7 @@ for ((r = 1; r <= rounds; r++)); do
 	for ((j = 0; j < n; j++)); do
 		k=${order[$(((j + r - 1) % n))]}
 		log "round $r/$rounds: $k"
-		pid=$(start_peer "$k")
+		start_peer "$k"
 		mapfile -t args < <(common "$k")
 		"$bench" run "${args[@]}" --pid "$pid" --round "$r" --scenarios "$scenarios" >>"$work/results.jsonl" ||
 			log "$k: hearth-bench exited with an error"

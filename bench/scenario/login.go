@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -46,4 +47,20 @@ func Login(ctx context.Context, t *Target, p LoginParams) *Result {
 		r.Error = "some logins failed"
 	}
 	return r.finish(ctx)
+}
+
+// Warm logs n accounts in (with initial presence) and out again, so that the first
+// measured scenario does not pay for a freshly started server loading code, opening its
+// database and filling its caches. It fails only if no login succeeds.
+func Warm(ctx context.Context, t *Target, n, first, parallel int) error {
+	if n <= 0 {
+		return nil
+	}
+	g := t.loginGroup(ctx, seq(first, n), loginOptions{parallel: parallel, resource: "w" + runID()})
+	g.sendAll(func(*session) []byte { return []byte("<presence/>") })
+	g.close()
+	if g.ok() == 0 {
+		return fmt.Errorf("warm-up: no login succeeded: %v", g.failures)
+	}
+	return nil
 }

@@ -105,6 +105,9 @@ func (r *Result) note(format string, args ...any) {
 func (r *Result) latency(prefix string, s *stats.Sample) {
 	sum := s.Summary()
 	r.Metrics[prefix+"_n"] = float64(sum.N)
+	if sum.N == 0 {
+		return // no percentiles of nothing: a 0 ms figure would read as a result
+	}
 	r.Metrics[prefix+"_p50_ms"] = sum.P50
 	r.Metrics[prefix+"_p90_ms"] = sum.P90
 	r.Metrics[prefix+"_p99_ms"] = sum.P99

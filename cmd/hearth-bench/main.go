@@ -143,6 +143,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	o.register(fs)
+	warm := fs.Int("warmup", 100, "run: logins before the first scenario (a freshly started server loads code and fills caches)")
 	scenarios := fs.String("scenarios", "login,idle,chat,fanout,muc", "run: scenarios, comma-separated")
 	method := fs.String("create", "auto", "accounts: register (XEP-0077), hook, auto (register if offered, else hook), none")
 	hook := fs.String("create-hook", "", "accounts: command creating one account ({user} {password} {domain} {index}, also $BENCH_USER...)")
@@ -200,6 +201,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		return emit(scenario.Accounts(sctx, t, scenario.AccountsParams{N: n, First: *accFirst, Method: *method,
 			Hook: *hook, Parallel: o.parallel, Verify: *verify}))
+	}
+	if *warm > 0 {
+		wctx, cancel := o.withDeadline(ctx, 60*time.Second+time.Duration(*warm)*20*time.Millisecond)
+		err := scenario.Warm(wctx, t, *warm, 0, o.parallel)
+		cancel()
+		if err != nil {
+			log.Warn("warm-up failed", "err", err)
+		}
 	}
 	for _, name := range strings.Split(*scenarios, ",") {
 		name = strings.TrimSpace(name)
