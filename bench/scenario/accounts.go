@@ -37,9 +37,19 @@ func Accounts(ctx context.Context, t *Target, p AccountsParams) *Result {
 		p.Parallel = 32
 	}
 	method := p.Method
+	var created, existing, failed atomic.Int64
+	next := p.First
 	if method == "auto" {
 		method = "register"
-		_, err := client.Register(ctx, t.clientFor(p.First), t.User(p.First), t.Password)
+		isNew, err := client.Register(ctx, t.clientFor(p.First), t.User(p.First), t.Password)
+		switch {
+		case err == nil && isNew:
+			created.Add(1)
+			next++
+		case err == nil:
+			existing.Add(1)
+			next++
+		}
 		if errors.Is(err, client.ErrNoRegistration) {
 			if p.Hook == "" {
 				return r.fail(fmt.Errorf("%w, and no --create-hook given", err)).finish(ctx)
@@ -49,14 +59,13 @@ func Accounts(ctx context.Context, t *Target, p AccountsParams) *Result {
 		}
 	}
 	r.Params["method_used"] = method
-	var created, existing, failed atomic.Int64
 	var mu sync.Mutex
 	reasons := map[string]int{}
 	start := time.Now()
 	if method != "none" {
 		sem := make(chan struct{}, p.Parallel)
 		var wg sync.WaitGroup
-		for i := p.First; i < p.First+p.N && ctx.Err() == nil; i++ {
+		for i := next; i < p.First+p.N && ctx.Err() == nil; i++ {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
