@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/sasl"
@@ -120,7 +121,8 @@ func openData(dir string, log *slog.Logger) (*storage.DB, error) {
 
 func defineProps(p *storage.Props) {
 	p.Define(server.Properties()...)
-	plugins.Define(p, pluginList())
+	p.Define(turn.Properties()...)
+	plugins.Define(p, pluginList(deps{}))
 }
 
 func userCmd(args []string, out io.Writer) error {

@@ -1,21 +1,66 @@
 package main
 
 import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/plugins/disco"
+	"github.com/hearth-im/hearth/plugins/extdisco"
 	"github.com/hearth-im/hearth/plugins/ping"
 	"github.com/hearth-im/hearth/plugins/register"
 	xtime "github.com/hearth-im/hearth/plugins/time"
 	xversion "github.com/hearth-im/hearth/plugins/version"
 )
 
+// deps are the running pieces some plugins are built on; zero when only the
+// plugins' property definitions are needed (the user and prop subcommands).
+type deps struct {
+	turn     *turn.Server
+	turnHost func() string
+}
+
 // pluginList is the binary's plugin list: the only place that names plugins.
-func pluginList() []plugins.Info {
+func pluginList(d deps) []plugins.Info {
 	return []plugins.Info{
+		extdisco.Plugin(turnServices(d)),
 		disco.Plugin(),
 		ping.Plugin(),
 		xversion.Plugin(),
 		xtime.Plugin(),
 		register.Plugin(),
 	}
+}
+
+// turnServices describes the embedded TURN server for XEP-0215.
+func turnServices(d deps) extdisco.Source {
+	return extdisco.Source{
+		Services: func() []extdisco.Service {
+			if d.turn == nil {
+				return nil
+			}
+			udp, tcp := d.turn.Addr()
+			host := d.turnHost()
+			return []extdisco.Service{
+				{Type: "stun", Host: host, Port: port(udp), Transport: "udp"},
+				{Type: "turn", Host: host, Port: port(udp), Transport: "udp"},
+				{Type: "turn", Host: host, Port: port(tcp), Transport: "tcp"},
+			}
+		},
+		Credentials: func(user string) (string, string, time.Time) {
+			if d.turn == nil {
+				return "", "", time.Time{}
+			}
+			c := d.turn.Credentials(user)
+			return c.Username, c.Password, c.Expires
+		},
+	}
+}
+
+func port(a net.Addr) int {
+	_, p, _ := net.SplitHostPort(a.String())
+	n, _ := strconv.Atoi(p)
+	return n
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/storage"
@@ -87,6 +88,7 @@ func logLevel() slog.Level {
 type app struct {
 	f       *serveFlags
 	log     *slog.Logger
+	turn    *turn.Server
 	db      *storage.DB
 	srv     *server.Server
 	plugins *plugins.Manager
@@ -139,7 +141,31 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 			}
 		}
 	})
-	a.plugins, err = plugins.NewManager(a.srv, db, log, pluginList())
+	props := db.Props()
+	if f.turn != "off" && f.turn != "" {
+		a.turn, err = turn.New(turn.Config{
+			Addr: f.turn, Realm: f.domain,
+			Secret:                func() string { return props.Get(turn.PropSecret) },
+			TTL:                   func() time.Duration { return props.Duration(turn.PropTTL) },
+			AllowPrivatePeers:     func() bool { return props.Bool(turn.PropAllowPrivatePeers) },
+			RelayIP:               net.ParseIP(props.Get(turn.PropRelayIP)),
+			RelayListenIP:         net.ParseIP(props.Get(turn.PropRelayListenIP)),
+			MaxAllocationsPerUser: props.Int(turn.PropMaxAllocations),
+			Log:                   log.With("component", "turn"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("turn %s: %w", f.turn, err)
+		}
+		udp, _ := a.turn.Addr()
+		a.addrs["turn"] = udp
+	}
+	turnHost := func() string {
+		if h := props.Get(turn.PropHost); h != "" {
+			return h
+		}
+		return f.domain
+	}
+	a.plugins, err = plugins.NewManager(a.srv, db, log, pluginList(deps{turn: a.turn, turnHost: turnHost}))
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +212,7 @@ func (a *app) serveHTTP(name, addr string, h http.Handler) error {
 
 func (a *app) printSummary(w io.Writer) {
 	fmt.Fprintf(w, "hearth %s serving %s (data in %s)\n", version(), a.f.domain, a.f.data)
-	for _, n := range []string{"c2s", "c2s-tls", "http", "admin"} {
+	for _, n := range []string{"c2s", "c2s-tls", "http", "admin", "turn"} {
 		if ad, ok := a.addrs[n]; ok {
 			fmt.Fprintf(w, "  %-8s %s\n", n, ad)
 		}
@@ -208,6 +234,9 @@ func (a *app) stop() error {
 	}
 	if a.plugins != nil {
 		a.plugins.Stop(ctx)
+	}
+	if a.turn != nil {
+		errs = append(errs, a.turn.Close())
 	}
 	if a.cancel != nil {
 		a.cancel()
