@@ -36,7 +36,18 @@ type negotiation struct {
 	id      string
 	elems   int
 	started bool // our stream header has been sent
+	// ws is the WebSocket connection for RFC 7395 framing, nil for TCP.
+	ws *wsConn
+	// secure: the transport is protected below us (WebSocket over HTTPS, or a
+	// loopback peer such as a TLS-terminating proxy), so SASL may proceed
+	// without STARTTLS.
+	secure bool
 }
+
+func (n *negotiation) framed() bool { return n.ws != nil }
+
+// encrypted reports whether SASL may run on this connection.
+func (n *negotiation) encrypted() bool { return n.tls != nil || n.secure }
 
 // Limits before authentication: nobody unauthenticated gets to make the server
 // buffer much.
@@ -81,24 +92,36 @@ func (s *Server) handleConn(c net.Conn, directTLS bool) {
 // fail writes a stream error (with a stream header first if we have not sent
 // one yet, RFC 6120 §4.9.1.2) and closes.
 func (n *negotiation) fail(cond, text string) {
-	var b []byte
-	if !n.started {
-		b = n.header()
-	}
-	b = append(b, streamError(cond, text)...)
-	b = append(b, "</stream:stream>"...)
 	n.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	n.conn.Write(b)
+	if !n.started {
+		n.write(n.header())
+	}
+	n.write(streamError(cond, text, n.framed()))
+	n.write(n.closeTag())
+}
+
+func (n *negotiation) closeTag() []byte {
+	if n.framed() {
+		return []byte("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
+	}
+	return []byte("</stream:stream>")
 }
 
 func (n *negotiation) header() []byte {
 	n.started = true
 	n.id = randomID(12)
+	if n.framed() {
+		return fmt.Appendf(nil, "<open xmlns='%s' id='%s' from='%s' version='1.0' xml:lang='en'/>", NSFraming, n.id, n.srv.domain.String())
+	}
 	return fmt.Appendf(nil, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='%s' id='%s' from='%s' version='1.0' xml:lang='en'>",
 		NSStream, n.id, n.srv.domain.String())
 }
 
 func (n *negotiation) write(b []byte) error {
+	if n.framed() {
+		var scratch []byte
+		b = withClientNS(b, &scratch)
+	}
 	_, err := n.conn.Write(b)
 	return err
 }
@@ -112,6 +135,7 @@ func (n *negotiation) run(directTLS bool) (*Session, error) {
 	}
 	n.sc = wire.NewScanner(n.conn, 1024)
 	n.sc.Max = preAuthMaxElement
+	n.sc.Framed = n.framed()
 	for {
 		// (Re)start the stream: RFC 6120 §4.3.
 		hdr, err := n.sc.ReadHeader()
@@ -121,7 +145,10 @@ func (n *negotiation) run(directTLS bool) (*Session, error) {
 		if err := n.checkHeader(hdr); err != nil {
 			return nil, err
 		}
-		if err := n.write(append(n.header(), n.features()...)); err != nil {
+		if err := n.write(n.header()); err != nil {
+			return nil, err
+		}
+		if err := n.write(n.features()); err != nil {
 			return nil, err
 		}
 		restart, sess, err := n.stage()
@@ -152,7 +179,7 @@ func (n *negotiation) checkHeader(h *wire.Header) error {
 	} else {
 		return &negError{"host-unknown", "the stream header needs a 'to'"}
 	}
-	if h.Attrs["xmlns"] != NSClient {
+	if want := NSClient; h.Attrs["xmlns"] != want && !(n.framed() && h.Attrs["xmlns"] == NSFraming) {
 		return &negError{"invalid-namespace", "default namespace must be jabber:client"}
 	}
 	if v := h.Attrs["version"]; v == "" || strings.Split(v, ".")[0] < "1" {
@@ -167,7 +194,7 @@ func (n *negotiation) saslConfig() sasl.Config {
 		TLS:        n.tls,
 		ServerCert: s.leaf,
 		Domain:     s.domain.String(),
-		AllowPlain: n.tls != nil,
+		AllowPlain: n.encrypted(),
 		Lookup:     s.users.Credential,
 		FakeSalt:   s.fakeSalt,
 
@@ -179,16 +206,19 @@ func (n *negotiation) saslConfig() sasl.Config {
 func (n *negotiation) features() []byte {
 	s := n.srv
 	b := []byte("<stream:features>")
+	if n.framed() {
+		b = []byte("<stream:features xmlns:stream='http://etherx.jabber.org/streams'>")
+	}
 	switch {
 	case n.user == "":
-		if n.tls == nil {
+		if n.tls == nil && !n.framed() {
 			b = append(b, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"...)
 			if s.props.Bool(PropRequireTLS) {
 				b = append(b, "<required/>"...)
 			}
 			b = append(b, "</starttls>"...)
 		}
-		if n.tls != nil || !s.props.Bool(PropRequireTLS) {
+		if n.encrypted() || !s.props.Bool(PropRequireTLS) {
 			cfg := n.saslConfig()
 			b = append(b, "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"...)
 			for _, m := range sasl.Mechanisms(cfg) {
@@ -227,7 +257,7 @@ func (n *negotiation) stage() (restart bool, sess *Session, err error) {
 		el, err := n.sc.Next()
 		if err != nil {
 			if errors.Is(err, wire.ErrStreamClosed) {
-				n.write([]byte("</stream:stream>"))
+				n.write(n.closeTag())
 				return false, nil, io.EOF
 			}
 			return false, nil, n.readErr(err)
@@ -236,7 +266,7 @@ func (n *negotiation) stage() (restart bool, sess *Session, err error) {
 			return false, nil, &negError{"policy-violation", "too many elements before authentication"}
 		}
 		switch {
-		case el.Local == "starttls" && el.Space == NSTLS && n.tls == nil && n.user == "":
+		case el.Local == "starttls" && el.Space == NSTLS && n.tls == nil && n.user == "" && !n.framed():
 			if err := n.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
 				return false, nil, err
 			}
@@ -252,7 +282,7 @@ func (n *negotiation) stage() (restart bool, sess *Session, err error) {
 			n.started = false
 			return true, nil, nil
 		case el.Local == "auth" && el.Space == NSSASL && n.user == "":
-			if n.tls == nil && s.props.Bool(PropRequireTLS) {
+			if !n.encrypted() && s.props.Bool(PropRequireTLS) {
 				n.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/></failure>"))
 				continue
 			}
@@ -430,7 +460,7 @@ func (n *negotiation) iq(el *wire.Element) (*Session, error) {
 	}
 	if n.user == "" {
 		h := s.dispatch.preAuthHandler(st.Type, st.ChildSpace)
-		if h == nil || n.tls == nil && s.props.Bool(PropRequireTLS) {
+		if h == nil || !n.encrypted() && s.props.Bool(PropRequireTLS) {
 			return nil, &negError{"not-authorized", "authenticate first"}
 		}
 		st.To = s.domain
@@ -459,7 +489,7 @@ func (n *negotiation) iq(el *wire.Element) (*Session, error) {
 		return nil, n.write(ErrorReply(st, Errorf("wait", "resource-constraint", "too many resources")))
 	}
 	sess := &Session{
-		srv: s, conn: &connTransport{Conn: n.conn, writeTimeout: 30 * time.Second},
+		srv: s, conn: n.transport(),
 		sc: n.sc, jid: full, full: full.String(), bare: full.Bare().String(),
 		streamID: n.id, tls: n.tls, flushed: make(chan struct{}),
 	}
@@ -472,6 +502,13 @@ func (n *negotiation) iq(el *wire.Element) (*Session, error) {
 }
 
 const maxResources = 50
+
+func (n *negotiation) transport() transport {
+	if n.framed() {
+		return &wsTransport{wsConn: n.ws}
+	}
+	return &connTransport{Conn: n.conn, writeTimeout: 30 * time.Second}
+}
 
 func escapeAttr(s string) string { return wire.Escape(s) }
 
@@ -495,7 +532,7 @@ func (s *Server) startSession(sess *Session) {
 	if s.stopping {
 		s.mu.Unlock()
 		var scratch []byte
-		sess.conn.writeBatch([][]byte{streamError("system-shutdown", ""), sess.conn.closeStream()}, &scratch)
+		sess.conn.writeBatch([][]byte{sess.conn.streamError("system-shutdown", ""), sess.conn.closeStream()}, &scratch)
 		sess.conn.Close()
 		return
 	}

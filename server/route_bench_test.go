@@ -29,10 +29,11 @@ func (d discardTransport) writeBatch(bufs [][]byte, scratch *[]byte) error {
 	*scratch = b[:0]
 	return err
 }
-func (discardTransport) Close() error                    { return nil }
-func (discardTransport) SetReadDeadline(time.Time) error { return nil }
-func (discardTransport) RemoteAddr() net.Addr            { return &net.TCPAddr{} }
-func (discardTransport) closeStream() []byte             { return nil }
+func (discardTransport) Close() error                      { return nil }
+func (discardTransport) SetReadDeadline(time.Time) error   { return nil }
+func (discardTransport) RemoteAddr() net.Addr              { return &net.TCPAddr{} }
+func (discardTransport) closeStream() []byte               { return nil }
+func (discardTransport) streamError(string, string) []byte { return nil }
 
 type countWriter struct{ n atomic.Int64 }
 

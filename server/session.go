@@ -25,6 +25,8 @@ type transport interface {
 	RemoteAddr() net.Addr
 	// closeStream is what ends the stream on this transport.
 	closeStream() []byte
+	// streamError renders a stream error for this transport's framing.
+	streamError(cond, text string) []byte
 }
 
 // connTransport is a stream over TCP or TLS: stanzas are coalesced into one
@@ -52,6 +54,8 @@ func (c *connTransport) writeBatch(bufs [][]byte, scratch *[]byte) error {
 }
 
 func (c *connTransport) closeStream() []byte { return []byte("</stream:stream>") }
+
+func (c *connTransport) streamError(cond, text string) []byte { return streamError(cond, text, false) }
 
 // Session is an authenticated, bound client session.
 type Session struct {
@@ -218,10 +222,12 @@ func (s *Session) End(reason EndReason, cond, text string) {
 	s.reason, s.text = reason, text
 	var tail []byte
 	if cond != "" {
-		tail = streamError(cond, text)
+		tail = s.conn.streamError(cond, text)
 	}
-	tail = append(tail, s.conn.closeStream()...)
-	s.q = append(s.q, tail)
+	if tail != nil {
+		s.q = append(s.q, tail)
+	}
+	s.q = append(s.q, s.conn.closeStream())
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()

@@ -164,9 +164,13 @@ func appendAttr(b []byte, name, value string) []byte {
 	return append(b, '\'')
 }
 
-// streamError renders an RFC 6120 §4.9 stream error followed by the close tag.
-func streamError(cond, text string) []byte {
+// streamError renders an RFC 6120 §4.9 stream error; framed (RFC 7395) ones
+// declare the stream prefix themselves.
+func streamError(cond, text string, framed bool) []byte {
 	b := []byte("<stream:error><")
+	if framed {
+		b = []byte("<stream:error xmlns:stream='http://etherx.jabber.org/streams'><")
+	}
 	b = append(b, cond...)
 	b = append(b, " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"...)
 	if text != "" {

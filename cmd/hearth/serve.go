@@ -188,7 +188,10 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 		a.done = append(a.done, done)
 		go func() { done <- a.srv.Serve(ln, l.tls) }()
 	}
-	if err := a.serveHTTP("http", f.http, a.plugins.HTTPHandler(false)); err != nil {
+	mux := http.NewServeMux()
+	mux.Handle("/ws", a.srv.WebSocketHandler()) // RFC 7395
+	mux.Handle("/", a.plugins.HTTPHandler(false))
+	if err := a.serveHTTP("http", f.http, mux); err != nil {
 		return nil, err
 	}
 	ok = true

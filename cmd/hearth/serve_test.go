@@ -128,4 +128,3 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("exit code %d", p.cmd.ProcessState.ExitCode())
 	}
 }
-
