@@ -163,3 +163,35 @@ func TestInteropSendxmppToSlixmpp(t *testing.T) {
 		t.Fatalf("receiver output: %s", rest)
 	}
 }
+
+// xmpp.js (@xmpp/client, over WebSocket) and slixmpp (over STARTTLS) talk to
+// each other through hearth.
+func TestInteropXMPPJSWebSocket(t *testing.T) {
+	needInterop(t)
+	p := startHearth(t, t.TempDir())
+	p.hearth("user", "add", "webby", "web-pw")
+	p.hearth("user", "add", "tcpy", "tcp-pw")
+	h, port := host(p.c2s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	echo := exec.CommandContext(ctx, python, "testdata/interop/echo.py", h, port, "tcpy", "tcp-pw")
+	stdout, _ := echo.StdoutPipe()
+	var stderr strings.Builder
+	echo.Stderr = &stderr
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "READY" {
+		t.Fatalf("echo not ready: %q %s", sc.Text(), stderr.String())
+	}
+	js := exec.CommandContext(ctx, "node", "send.mjs", "ws://"+p.http+"/ws", "webby", "web-pw",
+		"tcpy@localhost/echo", "hello from xmpp.js", "echo: hello from xmpp.js")
+	js.Dir = "testdata/interop/ws"
+	out, err := js.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "reply from tcpy@localhost/echo") {
+		t.Fatalf("xmpp.js: %v\n%s\nslixmpp: %s", err, out, stderr.String())
+	}
+	t.Logf("%s", out)
+}
