@@ -24,7 +24,10 @@ def client(jid, password):
 
     async def start(_):
         c.send_presence()
-        await c.get_roster()
+        try:
+            await c.get_roster()
+        except slixmpp.exceptions.IqError as e:
+            print("roster:", e.condition, file=sys.stderr)
         c.ready.set()
 
     c.add_event_handler("session_start", start)

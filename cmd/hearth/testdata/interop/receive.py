@@ -18,7 +18,10 @@ got = asyncio.Event()
 
 async def start(_):
     c.send_presence()
-    await c.get_roster()
+    try:
+        await c.get_roster()
+    except slixmpp.exceptions.IqError as e:
+        print("roster:", e.condition, file=sys.stderr)
     print("READY", flush=True)
 
 
