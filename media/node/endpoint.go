@@ -37,7 +37,8 @@ type endpoint struct {
 	rembBps              atomic.Uint64 // our peer's latest REMB, as a sink
 	rembAt               atomic.Int64
 	lastPLI              atomic.Int64
-	tickIn, tickOut      uint64 // counters at the previous tick (tick goroutine only)
+	pliPending           atomic.Bool // a coalesced PLI is scheduled
+	tickIn, tickOut      uint64      // counters at the previous tick (tick goroutine only)
 	connected            atomic.Bool
 	eventMu              sync.Mutex // keeps this endpoint's ICE events in order
 	mu                   sync.Mutex // guards the fields below
@@ -616,6 +617,11 @@ func (e *endpoint) onConnState(s webrtc.PeerConnectionState) {
 	e.n.emit(e.id, "ConnectionStateChanged", ch)
 	e.n.emit(e.id, "MediaStateChanged", ch)
 	if now {
+		// A subscriber connected before its transport was up missed the key
+		// frame its connect asked for; ask again now that packets get through.
+		if up := e.upstream[kindVideo].Load(); up != nil {
+			up.requestKeyframe()
+		}
 		e.n.emit(e.id, "MediaSessionStarted", nil)
 	} else {
 		e.n.emit(e.id, "MediaSessionTerminated", nil)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -140,7 +141,18 @@ func (e *endpoint) requestKeyframe() {
 	}
 	now := time.Now().UnixNano()
 	last := e.lastPLI.Load()
-	if now-last < int64(keyframeInterval) || !e.lastPLI.CompareAndSwap(last, now) {
+	if wait := int64(keyframeInterval) - (now - last); wait > 0 {
+		// Too soon after the previous request: coalesce every request of
+		// this interval into one sent when it ends, so none is lost.
+		if e.pliPending.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(wait), func() {
+				e.pliPending.Store(false)
+				e.requestKeyframe()
+			})
+		}
+		return
+	}
+	if !e.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
 	if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(src.track.SSRC())}}); err != nil {
@@ -275,6 +287,13 @@ func (s *sinkTrack) mapPTLocked(src *sourceTrack, pt uint8) int {
 		s.warnedPT = int(pt)
 		s.ep.n.log.Warn("sink has no codec in common with its source, not forwarding (no transcoding)",
 			"sink", s.ep.id, "source", src.ep.id, "codec", c.MimeType, "fmtp", c.SDPFmtpLine)
+		mime := c.MimeType
+		// Tell the application (outside our lock): KMS would transcode here.
+		go s.ep.n.emit(s.ep.id, "Error", map[string]any{
+			"description": fmt.Sprintf("no codec in common with source %s (%s): this media node does not transcode", src.ep.id, mime),
+			"errorCode":   codeUnsupportedMediaType,
+			"type":        "UNSUPPORTED_MEDIA_TYPE",
+		})
 	}
 	return s.ptOut
 }

@@ -165,6 +165,10 @@ func (n *Node) create(s *session, p *params) (any, *rpcError) {
 			n.mu.Unlock()
 			return nil, errorf(codeIllegalParam, "'%s' is not a MediaPipeline", pipeID)
 		}
+		if p.Type == "WebRtcEndpoint" && n.cfg.MaxEndpoints > 0 && n.countEndpointsLocked() >= n.cfg.MaxEndpoints {
+			n.mu.Unlock()
+			return nil, errorf(codeNotEnoughResources, "Too many endpoints on this media node (%d)", n.cfg.MaxEndpoints)
+		}
 		id = childID(pipeID, p.Type)
 		base := objectBase{id: id, typ: p.Type, owner: s.id, pipe: pipe, name: name, created: now}
 		var obj object
@@ -385,4 +389,14 @@ func paramInt(m map[string]json.RawMessage, key string, dst *int, required bool)
 	}
 	*dst = int(f)
 	return nil
+}
+
+func (n *Node) countEndpointsLocked() int {
+	c := 0
+	for _, o := range n.objects {
+		if _, ok := o.(*endpoint); ok {
+			c++
+		}
+	}
+	return c
 }

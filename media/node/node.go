@@ -38,6 +38,10 @@ type Config struct {
 	// peer-reflexive) whose address it rejects, e.g. to keep a node from
 	// sending to private networks, or tests on loopback.
 	RemoteIPFilter func(net.IP) bool
+	// MaxEndpoints caps the live WebRtcEndpoints; create beyond it fails with
+	// Kurento's NOT_ENOUGH_RESOURCES (40009), so the gateway can try another
+	// node. 0 means no cap.
+	MaxEndpoints int
 	// Tick is the period of the node's housekeeping (bitrate figures, media
 	// flow events, REMB to publishers, session expiry). Default 1 second.
 	Tick time.Duration

@@ -21,6 +21,7 @@ const (
 
 	codeUnexpected            = 40003
 	codeNotImplemented        = 40006
+	codeUnsupportedMediaType  = 40005
 	codeInvalidSession        = 40007
 	codeMalformedTransaction  = 40008
 	codeTypeNotFound          = 40100
@@ -36,11 +37,13 @@ const (
 	codeICEGather             = 40400
 	codeICEAddCandidate       = 40401
 	codeKmdNotFound           = 40500
+	codeNotEnoughResources    = 40009
 )
 
 var codeNames = map[int]string{
 	codeUnexpected:            "UNEXPECTED_ERROR",
 	codeNotImplemented:        "NOT_IMPLEMENTED",
+	codeUnsupportedMediaType:  "UNSUPPORTED_MEDIA_TYPE",
 	codeInvalidSession:        "INVALID_SESSION",
 	codeMalformedTransaction:  "MALFORMED_TRANSACTION",
 	codeTypeNotFound:          "MEDIA_OBJECT_TYPE_NOT_FOUND",
@@ -56,6 +59,7 @@ var codeNames = map[int]string{
 	codeICEGather:             "ICE_GATHER_CANDIDATES_ERROR",
 	codeICEAddCandidate:       "ICE_ADD_CANDIDATE_ERROR",
 	codeKmdNotFound:           "SERVER_MANAGER_ERROR_KMD_NOT_FOUND",
+	codeNotEnoughResources:    "NOT_ENOUGH_RESOURCES",
 }
 
 // rpcError is an error answered to the client. Kurento codes carry
