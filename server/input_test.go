@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
@@ -119,4 +120,19 @@ func TestStanzaBeforeAuth(t *testing.T) {
 	if got := readAll(t, c.Conn); !strings.Contains(got, "<not-authorized ") {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// TLS 1.2 is the minimum on both listeners.
+func TestOldTLSRefused(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	c, err := tls.Dial("tcp", e.TLSAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10})
+	if err == nil {
+		c.Close()
+		t.Fatal("TLS 1.1 handshake succeeded")
+	}
+	c, err = tls.Dial("tcp", e.TLSAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS 1.2: %v", err)
+	}
+	c.Close()
 }
