@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hearth-im/hearth/media/node"
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/server"
@@ -122,6 +123,7 @@ func openData(dir string, log *slog.Logger) (*storage.DB, error) {
 func defineProps(p *storage.Props) {
 	p.Define(server.Properties()...)
 	p.Define(turn.Properties()...)
+	p.Define(node.Properties()...)
 	plugins.Define(p, pluginList(deps{}))
 }
 

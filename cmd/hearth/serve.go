@@ -12,13 +12,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/hearth-im/hearth/media/node"
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/storage"
+	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp/jid"
 )
 
@@ -89,6 +92,7 @@ type app struct {
 	f       *serveFlags
 	log     *slog.Logger
 	turn    *turn.Server
+	node    *node.Node
 	db      *storage.DB
 	srv     *server.Server
 	plugins *plugins.Manager
@@ -188,6 +192,11 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 		a.done = append(a.done, done)
 		go func() { done <- a.srv.Serve(ln, l.tls) }()
 	}
+	if f.media != "off" && f.media != "" {
+		if err := a.startMediaNode(f.media, turnHost); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", a.srv.WebSocketHandler()) // RFC 7395
 	mux.Handle("/", a.plugins.HTTPHandler(false))
@@ -215,7 +224,7 @@ func (a *app) serveHTTP(name, addr string, h http.Handler) error {
 
 func (a *app) printSummary(w io.Writer) {
 	fmt.Fprintf(w, "hearth %s serving %s (data in %s)\n", version(), a.f.domain, a.f.data)
-	for _, n := range []string{"c2s", "c2s-tls", "http", "admin", "turn"} {
+	for _, n := range []string{"c2s", "c2s-tls", "http", "admin", "turn", "media"} {
 		if ad, ok := a.addrs[n]; ok {
 			fmt.Fprintf(w, "  %-8s %s\n", n, ad)
 		}
@@ -238,6 +247,9 @@ func (a *app) stop() error {
 	if a.plugins != nil {
 		a.plugins.Stop(ctx)
 	}
+	if a.node != nil {
+		errs = append(errs, a.node.Close())
+	}
 	if a.turn != nil {
 		errs = append(errs, a.turn.Close())
 	}
@@ -246,4 +258,43 @@ func (a *app) stop() error {
 	}
 	errs = append(errs, a.db.Close())
 	return errors.Join(errs...)
+}
+
+// startMediaNode runs the embedded Kurento-protocol media node at
+// ws://addr/kurento, with the embedded TURN server as its default ICE server.
+func (a *app) startMediaNode(addr string, turnHost func() string) error {
+	props := a.db.Props()
+	udp := props.Get(node.PropUDPAddr)
+	if udp == "" {
+		h, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("media %s: %w", addr, err)
+		}
+		udp = net.JoinHostPort(h, "0")
+	}
+	var err error
+	a.node, err = node.New(node.Config{
+		Log: a.log.With("component", "media"), UDPAddr: udp, PublicIP: props.Get(node.PropPublicIP),
+		ICEServers: func() []webrtc.ICEServer {
+			if a.turn == nil {
+				return nil
+			}
+			c := a.turn.Credentials("media-node@" + a.f.domain)
+			udp, tcp := a.turn.Addr()
+			h := turnHost()
+			return []webrtc.ICEServer{{
+				URLs: []string{
+					"turn:" + net.JoinHostPort(h, strconv.Itoa(port(udp))) + "?transport=udp",
+					"turn:" + net.JoinHostPort(h, strconv.Itoa(port(tcp))) + "?transport=tcp",
+				},
+				Username: c.Username, Credential: c.Password,
+			}}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("media node: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/kurento", a.node.Handler())
+	return a.serveHTTP("media", addr, mux)
 }

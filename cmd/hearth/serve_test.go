@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearth-im/hearth/media/kurento"
 	"github.com/hearth-im/hearth/server/servertest"
 	"mellium.im/sasl"
 )
@@ -16,7 +17,7 @@ import (
 func startApp(t *testing.T) *app {
 	t.Helper()
 	f, err := parseServe([]string{"--data", t.TempDir(), "--c2s", "127.0.0.1:0", "--c2s-tls", "127.0.0.1:0",
-		"--http", "127.0.0.1:0", "--admin", "off", "--turn", "127.0.0.1:0", "--media", "off"})
+		"--http", "127.0.0.1:0", "--admin", "off", "--turn", "127.0.0.1:0", "--media", "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +127,35 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if p.cmd.ProcessState.ExitCode() != 0 {
 		t.Fatalf("exit code %d", p.cmd.ProcessState.ExitCode())
+	}
+}
+
+// The embedded media node answers the Kurento protocol on --media, and the
+// TURN server on --turn, both started by serve.
+func TestMediaNodeAndTURNWired(t *testing.T) {
+	a := startApp(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := kurento.Dial(ctx, "ws://"+a.addrs["media"].String()+"/kurento", kurento.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := kurento.NewMediaPipeline(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := p.NewWebRtcEndpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ep.GatherCandidates(ctx); !kurento.HasCode(err, kurento.CodeMediaObjectNotFound) {
+		t.Fatalf("released endpoint: %v", err)
+	}
+	if a.turn == nil || a.addrs["turn"] == nil {
+		t.Fatal("TURN server not started")
 	}
 }
