@@ -187,3 +187,62 @@ func TestLoopback(t *testing.T) {
 	c.invoke(ep, "connect", map[string]any{"sink": ep})
 	waitFor(t, "echo", func() bool { return len(got) > 0 })
 }
+
+// TestGenerateOffer: the server-offers flow (connect first, generateOffer,
+// the browser answers, processAnswer) delivers media as well.
+func TestGenerateOffer(t *testing.T) {
+	_, url := startNode(t, nil)
+	c := dial(t, url)
+	pipe := c.create("MediaPipeline", nil)
+	pubEP := c.create("WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
+	subEP := c.create("WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
+	pub := newPublisher(t, "srvoffer", vp8At(96))
+	negotiate(t, c, pubEP, pub.pc)
+	c.invoke(pubEP, "connect", map[string]any{"sink": subEP})
+
+	sub := newSubscriber(t, vp8At(110))
+	// The subscriber answers; its own recvonly transceivers are not needed.
+	for _, tr := range sub.pc.GetTransceivers() {
+		if err := tr.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.subscribe(subEP, "IceCandidateFound", "IceGatheringDone")
+	sub.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			if _, err := c.call("invoke", map[string]any{"object": subEP, "operation": "addIceCandidate", "operationParams": map[string]any{"candidate": cand.ToJSON()}}); err != nil {
+				t.Errorf("addIceCandidate: %v", err)
+			}
+		}
+	})
+	offer := c.invoke(subEP, "generateOffer", map[string]any{"options": map[string]any{"offerToReceiveAudio": true, "offerToReceiveVideo": true}}).(string)
+	if err := sub.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		t.Fatalf("offer from node: %v\n%s", err, offer)
+	}
+	answer, err := sub.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	c.invoke(subEP, "processAnswer", map[string]any{"answer": answer.SDP})
+	c.invoke(subEP, "gatherCandidates", nil)
+	for {
+		e := c.waitEvent(func(e event) bool {
+			return e.Object == subEP && (e.Type == "IceCandidateFound" || e.Type == "IceGatheringDone")
+		})
+		if e.Type == "IceGatheringDone" {
+			break
+		}
+		cand := e.Data["candidate"].(map[string]any)
+		mid := cand["sdpMid"].(string)
+		if err := sub.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: cand["candidate"].(string), SDPMid: &mid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "media after processAnswer", func() bool { return sub.videoWith("srvoffer-frame-") >= 5 })
+	if err := c.invokeErr(subEP, "processOffer", map[string]any{"offer": offer}); err.Code != 40208 {
+		t.Errorf("second negotiation: %v", err)
+	}
+}
