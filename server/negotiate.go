@@ -133,7 +133,7 @@ func (n *negotiation) run(directTLS bool) (*Session, error) {
 			return nil, err
 		}
 	}
-	n.sc = wire.NewScanner(n.conn, 1024)
+	n.sc = wire.NewScanner(n.conn, 512)
 	n.sc.Max = preAuthMaxElement
 	n.sc.Framed = n.framed()
 	for {

@@ -245,6 +245,7 @@ func (s *Session) readLoop() {
 	defer s.srv.wg.Done()
 	defer s.finish()
 	s.sc.Max = s.srv.props.Int(PropStanzaMaxBytes)
+	s.sc.Forget(512)
 	s.conn.SetReadDeadline(time.Time{})
 	for {
 		el, err := s.sc.Next()
@@ -255,9 +256,9 @@ func (s *Session) readLoop() {
 		s.lastRead.Store(s.srv.clock.Load())
 		s.pinged.Store(false)
 		s.srv.handleElement(s, el)
-		if len(el.Raw) > 16<<10 {
-			s.sc.Shrink(4096)
-		}
+		// An idle session keeps only a small buffer and no element (the
+		// figures are in docs/performance.md).
+		s.sc.Forget(512)
 	}
 }
 

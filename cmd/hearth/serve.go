@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -72,6 +73,15 @@ func serve(args []string, stderr io.Writer) error {
 	a, err := start(ctx, f, log)
 	if err != nil {
 		return err
+	}
+	if addr := os.Getenv("HEARTH_PPROF"); addr != "" {
+		// Profiling for performance work (docs/performance.md); off unless asked.
+		go func() {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, mux))
+		}()
 	}
 	a.printSummary(stderr)
 	<-ctx.Done()

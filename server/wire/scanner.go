@@ -166,14 +166,24 @@ func (s *Scanner) Buffered() int { return s.end - s.pos }
 func (s *Scanner) BufferedBytes() []byte { return s.buf[s.pos:s.end] }
 
 // Shrink releases a large buffer after a big stanza so idle sessions stay small.
+// It must be called between elements (the last one is given up).
 func (s *Scanner) Shrink(n int) {
-	if len(s.buf) > n && s.end-s.beg <= n {
+	if len(s.buf) > n && s.end-s.pos <= n {
 		nb := make([]byte, n)
-		copy(nb, s.buf[s.beg:s.end])
-		s.end -= s.beg
-		s.pos -= s.beg
-		s.beg = 0
+		s.end = copy(nb, s.buf[s.pos:s.end])
+		s.pos, s.beg = 0, 0
 		s.buf = nb
+	}
+}
+
+// Forget drops the scanner's references to the last element (its attribute
+// strings) so an idle session keeps nothing but its buffer, and shrinks a
+// buffer that a large element grew. Call it after the element is handled.
+func (s *Scanner) Forget(keep int) {
+	clear(s.el.Attrs[:cap(s.el.Attrs)])
+	s.el = Element{Attrs: s.el.Attrs[:0]}
+	if len(s.buf) > 4*keep {
+		s.Shrink(keep)
 	}
 }
 

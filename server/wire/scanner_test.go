@@ -200,3 +200,26 @@ func BenchmarkScanMessage(b *testing.B) {
 		}
 	}
 }
+
+// Forget shrinks a buffer grown by a big element and keeps what follows it.
+func TestForgetKeepsFollowingData(t *testing.T) {
+	big := "<message><body>" + strings.Repeat("x", 10000) + "</body></message>"
+	s := NewScanner(strings.NewReader(hdr+big+"<presence/><iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"), 64)
+	if _, err := s.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if el, err := s.Next(); err != nil || len(el.Raw) != len(big) {
+		t.Fatalf("big: %v", err)
+	}
+	s.Forget(128)
+	if len(s.buf) > 128 {
+		t.Fatalf("buffer not shrunk: %d", len(s.buf))
+	}
+	for _, want := range []string{"presence", "iq"} {
+		el, err := s.Next()
+		if err != nil || el.Local != want {
+			t.Fatalf("after shrink: %v %v", el, err)
+		}
+		s.Forget(128)
+	}
+}
