@@ -356,10 +356,15 @@ func serverOrder(lines []Line, reference string) []string {
 	return out
 }
 
+// scenarioOrder lists the scenarios that some server ran, in table order.
 func scenarioOrder(lines []Line) []string {
+	ran := map[string]bool{}
+	for _, l := range lines {
+		ran[l.Scenario] = true
+	}
 	var out []string
 	for _, r := range Rows {
-		if !slices.Contains(out, r.Scenario) {
+		if ran[r.Scenario] && !slices.Contains(out, r.Scenario) {
 			out = append(out, r.Scenario)
 		}
 	}
