@@ -227,6 +227,9 @@ func (s *Server) toLocal(st *Stanza) {
 		return
 	}
 	if to := s.router.Session(st.To.String()); to != nil && s.Deliver(st, to) {
+		if st.Name == "message" {
+			s.routed(st, []*Session{to})
+		}
 		return
 	}
 	// RFC 6121 §8.5.3.2: the full JID is not connected.
@@ -274,11 +277,16 @@ func (s *Server) toBare(st *Stanza) {
 			return
 		}
 		targets := s.messageTargets(st.To.Bare().String(), st.Type == "headline")
-		delivered := false
+		got := targets[:0:0]
 		for _, r := range targets {
-			delivered = s.Deliver(st, r) || delivered
+			if s.Deliver(st, r) {
+				got = append(got, r)
+			}
 		}
-		if delivered || st.Type == "headline" {
+		if len(got) > 0 {
+			s.routed(st, got)
+		}
+		if len(got) > 0 || st.Type == "headline" {
 			return
 		}
 		s.dispatch.mu.RLock()
@@ -290,6 +298,16 @@ func (s *Server) toBare(st *Stanza) {
 			}
 		}
 		s.bounce(st, ErrServiceUnavailable)
+	}
+}
+
+// routed tells the delivered hooks which local sessions a message reached.
+func (s *Server) routed(st *Stanza, to []*Session) {
+	s.dispatch.mu.RLock()
+	hooks := s.dispatch.delivered
+	s.dispatch.mu.RUnlock()
+	for _, h := range hooks {
+		h.fn(st, to)
 	}
 }
 

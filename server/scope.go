@@ -48,6 +48,10 @@ type InboundHook func(st *Stanza) (Verdict, error)
 // withholds it from that session.
 type DeliverHook func(st *Stanza, to *Session) Verdict
 
+// DeliveredHook learns, once per message routed to a local user, which of the
+// user's sessions received it (XEP-0280 carbons copy it to the others).
+type DeliveredHook func(st *Stanza, to []*Session)
+
 // OfflineHook is offered a message for a local user with no session that can
 // take it (RFC 6121 §8.5.2.2); it reports whether it took charge (stored it).
 type OfflineHook func(st *Stanza) bool
@@ -151,6 +155,16 @@ func (sc *Scope) HookDeliver(priority int, h DeliverHook) {
 	sc.add(func() { d.mu.Lock(); d.deliver = del(d.deliver, e); d.mu.Unlock() })
 }
 
+// HookDelivered adds h to the hooks told where a message was delivered.
+func (sc *Scope) HookDelivered(priority int, h DeliveredHook) {
+	d := &sc.srv.dispatch
+	e := &hook[DeliveredHook]{prio: priority, fn: h}
+	d.mu.Lock()
+	d.delivered = insertHook(d.delivered, e)
+	d.mu.Unlock()
+	sc.add(func() { d.mu.Lock(); d.delivered = del(d.delivered, e); d.mu.Unlock() })
+}
+
 // HookOffline adds h to the hooks offered undeliverable messages.
 func (sc *Scope) HookOffline(priority int, h OfflineHook) {
 	d := &sc.srv.dispatch
@@ -231,6 +245,7 @@ type dispatcher struct {
 	inbound     []*hook[InboundHook]
 	deliver     []*hook[DeliverHook]
 	offline     []*hook[OfflineHook]
+	delivered   []*hook[DeliveredHook]
 	components  map[string]ComponentHandler
 	elements    map[string]SessionElementHandler
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
+	"github.com/hearth-im/hearth/plugins/carbons"
 	"github.com/hearth-im/hearth/plugins/disco"
 	"github.com/hearth-im/hearth/plugins/extdisco"
 	"github.com/hearth-im/hearth/plugins/ping"
@@ -31,6 +32,7 @@ func pluginList(d deps) []plugins.Info {
 		xversion.Plugin(),
 		xtime.Plugin(),
 		register.Plugin(),
+		carbons.Plugin(),
 	}
 }
 
