@@ -94,11 +94,11 @@ func TestPluginHooksAndRuntimeToggle(t *testing.T) {
 	ticks, ended := &atomic.Int32{}, &atomic.Int32{}
 	stopped := &atomic.Bool{}
 	info := plugins.Info{
-		Name:  "probe",
-		Help:  "test plugin",
-		Props: []storage.PropDef{{Key: "probe.greeting", Default: "hello"}},
+		Name:       "probe",
+		Help:       "test plugin",
+		Props:      []storage.PropDef{{Key: "probe.greeting", Default: "hello"}},
 		Migrations: []storage.Migration{{Version: 1, Up: "CREATE TABLE probe_data (k TEXT PRIMARY KEY)"}},
-		New: func() plugins.Plugin { return &probe{ticks: ticks, ended: ended, stopped: stopped} },
+		New:        func() plugins.Plugin { return &probe{ticks: ticks, ended: ended, stopped: stopped} },
 	}
 	e, mgr := plugintest.Start(t, servertest.Options{}, disco.Plugin(), info)
 	hs := httptestServer(t, mgr.HTTPHandler(false))
