@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hearth-im/hearth/media"
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/plugins/carbons"
@@ -21,6 +22,10 @@ import (
 type deps struct {
 	turn     *turn.Server
 	turnHost func() string
+	// mediaNodes are the Kurento URLs of the embedded node and --kms;
+	// httpURL is where --http listens, as a ws:// URL.
+	mediaNodes func() []string
+	httpURL    func() string
 }
 
 // pluginList is the binary's plugin list: the only place that names plugins.
@@ -33,6 +38,7 @@ func pluginList(d deps) []plugins.Info {
 		xtime.Plugin(),
 		register.Plugin(),
 		carbons.Plugin(),
+		media.Plugin(media.Deps{TURN: d.turn, TURNHost: d.turnHost, MediaNodes: d.mediaNodes, HTTPURL: d.httpURL}),
 	}
 }
 

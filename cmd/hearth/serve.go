@@ -14,9 +14,12 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/hearth-im/hearth/media"
 	"github.com/hearth-im/hearth/media/node"
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
@@ -179,7 +182,23 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 		}
 		return f.domain
 	}
-	a.plugins, err = plugins.NewManager(a.srv, db, log, pluginList(deps{turn: a.turn, turnHost: turnHost}))
+	if f.media != "off" && f.media != "" {
+		if err := a.startMediaNode(f.media, turnHost); err != nil {
+			return nil, err
+		}
+	}
+	// The video gateway dials the media nodes when it starts, so the embedded
+	// node listens first; tokens point at --http, known once it listens.
+	var publicURL atomic.Pointer[string]
+	d := deps{turn: a.turn, turnHost: turnHost,
+		mediaNodes: func() []string { return a.mediaNodeURLs() },
+		httpURL: func() string {
+			if u := publicURL.Load(); u != nil {
+				return *u
+			}
+			return ""
+		}}
+	a.plugins, err = plugins.NewManager(a.srv, db, log, pluginList(d))
 	if err != nil {
 		return nil, err
 	}
@@ -202,16 +221,15 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 		a.done = append(a.done, done)
 		go func() { done <- a.srv.Serve(ln, l.tls) }()
 	}
-	if f.media != "off" && f.media != "" {
-		if err := a.startMediaNode(f.media, turnHost); err != nil {
-			return nil, err
-		}
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", a.srv.WebSocketHandler()) // RFC 7395
 	mux.Handle("/", a.plugins.HTTPHandler(false))
 	if err := a.serveHTTP("http", f.http, mux); err != nil {
 		return nil, err
+	}
+	if ad, ok := a.addrs["http"]; ok {
+		u := media.PublicURL(ad, f.domain)
+		publicURL.Store(&u)
 	}
 	ok = true
 	return a, nil
@@ -307,4 +325,23 @@ func (a *app) startMediaNode(addr string, turnHost func() string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/kurento", a.node.Handler())
 	return a.serveHTTP("media", addr, mux)
+}
+
+// mediaNodeURLs are the Kurento URLs the video gateway uses: the embedded node
+// (reached on loopback when --media listens on every interface) and --kms.
+func (a *app) mediaNodeURLs() []string {
+	var out []string
+	if ad, ok := a.addrs["media"]; ok {
+		host, port, _ := net.SplitHostPort(ad.String())
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		out = append(out, "ws://"+net.JoinHostPort(host, port)+"/kurento")
+	}
+	for _, u := range strings.Split(a.f.kms, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
