@@ -124,6 +124,10 @@ func (s *Server) Route(st *Stanza) {
 	}
 }
 
+// Bounce sends e back to st's sender (never for an error or an IQ result),
+// for plugins that refuse a stanza outside an inbound hook.
+func (s *Server) Bounce(st *Stanza, e *StanzaError) { s.bounce(st, e) }
+
 // bounce sends an error reply for st to its sender, never for an error.
 func (s *Server) bounce(st *Stanza, e *StanzaError) {
 	if st.Type == "error" || (st.Name == "iq" && st.Type == "result") {
@@ -357,16 +361,20 @@ func (s *Server) defaultPresence(st *Stanza) {
 	if sess == nil || (st.Type != "" && st.Type != "unavailable") {
 		return
 	}
-	if st.Type == "unavailable" {
-		sess.SetAvailable(false, 0)
-	} else {
-		sess.SetAvailable(true, PresencePriority(st.Raw))
+	was, _ := sess.Available()
+	avail, prio := st.Type == "", 0
+	if avail {
+		prio = PresencePriority(st.Raw)
 	}
+	sess.SetAvailable(avail, prio)
 	for _, r := range s.router.Resources(sess.bare) {
 		if ok, _ := r.Available(); ok || r == sess {
 			s.Deliver(st, r)
 		}
 	}
+	// The presence engine publishes the same event; offline delivery hangs off
+	// Initial (RFC 6121 §4.2), so it works with or without the engine.
+	Publish(s.bus, PresenceChanged{Session: sess, Available: avail, Initial: avail && !was, Priority: prio, Raw: st.Raw})
 }
 
 // PresencePriority reads <priority/> from a presence stanza (RFC 6121 §4.7.2.3),

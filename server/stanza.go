@@ -63,6 +63,9 @@ type StanzaError struct {
 	Type      stanza.ErrorType
 	Condition stanza.Condition
 	Text      string
+	// App is an application-specific condition element (RFC 6120 §8.3.4),
+	// e.g. XEP-0191's <blocked xmlns='urn:xmpp:blocking:errors'/>.
+	App []byte
 }
 
 func (e *StanzaError) Error() string {
@@ -107,6 +110,7 @@ func AppendError(dst []byte, e *StanzaError) []byte {
 		dst = wire.AppendEscaped(dst, e.Text)
 		dst = append(dst, "</text>"...)
 	}
+	dst = append(dst, e.App...)
 	return append(dst, "</error>"...)
 }
 
