@@ -14,7 +14,8 @@
 #   BENCH_CHAT_PAIRS=50 BENCH_CHAT_DURATION=10s BENCH_CHAT_WINDOW=4
 #   BENCH_FANOUT_K=200 BENCH_FANOUT_CHANGES=5
 #   BENCH_MUC_R=50 BENCH_MUC_DURATION=10s BENCH_MUC_WINDOW=4
-#   BENCH_PORT_BASE=47222 (hearth +0, prosody +10, ejabberd +20)
+#   BENCH_PORT_BASE=27222 (hearth +0, prosody +10, ejabberd +20; keep them below the
+#     ephemeral range, or a client socket's local port can block a server's bind)
 #   BENCH_PARALLEL=64 (logins in flight)  BENCH_EXTRA="..." (more hearth-bench flags)
 #   BENCH_DOC=docs/performance.md (set to "" to leave the document alone)
 #   BENCH_WORK=DIR (keep state there; default a temporary directory, removed at the end)
@@ -28,7 +29,7 @@ peer=$repo/bench/peers/peer.sh
 rounds=${BENCH_ROUNDS:-3}
 peers=${BENCH_PEERS:-hearth prosody ejabberd}
 scenarios=${BENCH_SCENARIOS:-login,idle,chat,fanout,muc}
-port_base=${BENCH_PORT_BASE:-47222}
+port_base=${BENCH_PORT_BASE:-27222}
 domain=localhost
 doc=${BENCH_DOC-docs/performance.md}
 results=${BENCH_RESULTS:-/tmp/hearth-compare-results.jsonl}
@@ -98,7 +99,7 @@ start_peer() { # KIND; sets pid (not in a subshell: running must persist for cle
 			log "hearth: could not open registration (accounts will use 'hearth user add')"
 	fi
 	running+=("$k")
-	pid=$("$peer" start "$k" "$work/$k" "$port" "$domain")
+	pid=$("$peer" start "$k" "$work/$k" "$port" "$domain") || return 1
 }
 
 stop_peer() {
@@ -123,7 +124,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Accounts (once per server; the data directories live through all rounds).
 for k in $peers; do
 	log "$k: starting and creating accounts"
-	start_peer "$k"
+	start_peer "$k" || { log "$k did not start: no accounts"; continue; }
 	mapfile -t args < <(common "$k")
 	"$bench" accounts "${args[@]}" --create auto \
 		--create-hook "$peer adduser $k $work/$k {user} {password} $domain" >>"$work/accounts.jsonl" ||
@@ -138,7 +139,12 @@ for ((r = 1; r <= rounds; r++)); do
 	for ((j = 0; j < n; j++)); do
 		k=${order[$(((j + r - 1) % n))]}
 		log "round $r/$rounds: $k"
-		start_peer "$k"
+		if ! start_peer "$k"; then
+			log "$k did not start in round $r"
+			printf '{"scenario":"start","server":"%s","round":%d,"ok":false,"error":"server did not start","metrics":{}}\n' "$k" "$r" >>"$work/results.jsonl"
+			stop_peer "$k" || true
+			continue
+		fi
 		mapfile -t args < <(common "$k")
 		"$bench" run "${args[@]}" --pid "$pid" --round "$r" --scenarios "$scenarios" >>"$work/results.jsonl" ||
 			log "$k: hearth-bench exited with an error"

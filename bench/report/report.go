@@ -60,6 +60,7 @@ var Rows = []Row{
 	{"chat", "latency_p50_ms", "chat: p50 latency, ms", false},
 	{"chat", "latency_p99_ms", "chat: p99 latency, ms", false},
 	{"chat", "server_cpu_us_per_msg", "chat: server CPU per message, µs", false},
+	{"chat", "client_cpu_us_per_msg", "chat: load client's own CPU per message, µs (for scale)", false},
 	{"fanout", "initial_all_ms", "fanout: initial presence, all K contacts have it, ms", false},
 	{"fanout", "probe_all_ms", "fanout: initial presence, all K contacts' presence back, ms", false},
 	{"fanout", "broadcast_all_p50_ms", "fanout: presence change, all K have it (median of changes), ms", false},
@@ -69,6 +70,7 @@ var Rows = []Row{
 	{"muc", "latency_p50_ms", "muc: p50 delivery latency, ms", false},
 	{"muc", "latency_p99_ms", "muc: p99 delivery latency, ms", false},
 	{"muc", "server_cpu_us_per_delivery", "muc: server CPU per delivery, µs", false},
+	{"muc", "client_cpu_us_per_delivery", "muc: load client's own CPU per delivery, µs (for scale)", false},
 	{"muc", "storm_all_ms", "muc: join storm, all occupants have the full list, ms", false},
 }
 
