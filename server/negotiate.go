@@ -36,6 +36,7 @@ type negotiation struct {
 	id      string
 	elems   int
 	started bool // our stream header has been sent
+	resumed bool // the session is an XEP-0198 resumption, already bound
 	// ws is the WebSocket connection for RFC 7395 framing, nil for TCP.
 	ws *wsConn
 	// secure: the transport is protected below us (WebSocket over HTTPS, or a
@@ -86,6 +87,10 @@ func (s *Server) handleConn(c net.Conn, directTLS bool) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	if n.resumed {
+		s.startResumed(sess)
+		return
+	}
 	s.startSession(sess)
 }
 
@@ -244,6 +249,7 @@ func (n *negotiation) features() []byte {
 		// RFC 3921 session establishment, optional (RFC 6121 does not need it),
 		// still expected by older clients such as Spark.
 		b = append(b, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"...)
+		b = append(b, "<sm xmlns='urn:xmpp:sm:3'/>"...) // XEP-0198
 		b = append(b, s.dispatch.streamFeatures(true)...)
 	}
 	return append(b, "</stream:features>"...)
@@ -295,6 +301,14 @@ func (n *negotiation) stage() (restart bool, sess *Session, err error) {
 				n.sc.Max = s.props.Int(PropStanzaMaxBytes)
 				n.started = false
 				return true, nil, nil
+			}
+		case el.Local == "resume" && el.Space == NSSM && n.user != "":
+			sess, err := n.srv.resume(n, el)
+			if sess != nil {
+				n.resumed = true
+			}
+			if err != nil || sess != nil {
+				return false, sess, err
 			}
 		case el.Local == "iq" && el.Space == NSClient:
 			sess, err := n.iq(el)
@@ -522,6 +536,27 @@ func replyBytes(st *Stanza, payload []byte, err error) []byte {
 		se = ErrInternal
 	}
 	return ErrorReply(st, se)
+}
+
+// startResumed runs a resumed session on its new transport: a new reader,
+// and the writer for <resumed/> and the stanzas to resend.
+func (s *Server) startResumed(sess *Session) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		sess.End(EndShutdown, "system-shutdown", "")
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	sess.mu.Lock()
+	start := !sess.writing
+	sess.writing = true
+	sess.mu.Unlock()
+	if start {
+		go sess.writeLoop()
+	}
+	go sess.readLoop()
 }
 
 // startSession binds a negotiated session into the routing table, ending the

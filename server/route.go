@@ -12,6 +12,10 @@ import (
 
 // handleElement processes one top-level element from a bound session.
 func (s *Server) handleElement(sess *Session, el *wire.Element) {
+	if el.Space == NSSM {
+		s.handleSM(sess, el)
+		return
+	}
 	if el.Space != NSClient || el.Prefix != "" || (el.Local != "message" && el.Local != "presence" && el.Local != "iq") {
 		s.dispatch.mu.RLock()
 		h := s.dispatch.elements[el.Space]
@@ -23,6 +27,7 @@ func (s *Server) handleElement(sess *Session, el *wire.Element) {
 		sess.End(EndStreamError, "unsupported-stanza-type", "<"+el.Local+"/> in "+el.Space)
 		return
 	}
+	sess.countIn()
 	st := &Stanza{Name: el.Local, From: sess.jid, Session: sess, ChildLocal: el.ChildLocal, ChildSpace: el.ChildSpace}
 	var toAttr string
 	for _, a := range el.Attrs {

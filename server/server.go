@@ -48,6 +48,7 @@ func Properties() []storage.PropDef {
 		{Key: PropStanzaMaxBytes, Default: "262144", Help: "larger stanza: policy-violation stream error", Check: checkPositive},
 		{Key: PropNegotiationTimeout, Default: "30s", Help: "a connection that has not finished TLS, SASL and bind by then is closed", Check: checkDuration},
 		{Key: PropMaxQueueBytes, Default: "1048576", Help: "outbound bytes queued for a client that does not read before it is disconnected", Check: checkPositive},
+		{Key: PropSMResumeTimeout, Default: "5m", Help: "how long a session with XEP-0198 enabled waits for resumption after its transport drops", Check: checkDuration},
 		{Key: PropStrictCB, Default: "false", Help: "refuse SCRAM's 'y' flag when -PLUS is offered (RFC 5802 downgrade detection; breaks clients that only know tls-unique)", Check: checkBool},
 		{Key: PropAuthFailures, Default: "5", Help: "failed logins per address per minute before further attempts are refused for a minute", Check: checkPositive},
 	}
@@ -120,6 +121,7 @@ type Server struct {
 	closeGrace time.Duration
 	throttle   *throttle
 	dispatch   dispatcher
+	sm         smRegistry
 
 	clock atomic.Int64 // coarse clock, unix milliseconds
 
@@ -169,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		pending: map[net.Conn]struct{}{}, stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.dispatch.init()
+	s.sm.m = map[string]*Session{}
 	s.clock.Store(time.Now().UnixMilli())
 	go s.tick()
 	return s, nil
@@ -322,6 +325,12 @@ func (s *Server) tick() {
 
 func (s *Server) sweepIdle(now, idle int64) {
 	s.router.Range(func(x *Session) bool {
+		x.mu.Lock()
+		detached := x.detached
+		x.mu.Unlock()
+		if detached {
+			return true // waiting for resumption: its own timer ends it
+		}
 		quiet := now - x.lastRead.Load()
 		switch {
 		case quiet >= idle:

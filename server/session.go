@@ -83,6 +83,15 @@ type Session struct {
 	values    map[any]any
 	bound     bool
 	flushed   chan struct{} // closed when the writer has written the stream's end
+
+	// XEP-0198 stream management (sm.go); nil until the client enables it.
+	sm *smState
+	// detached: the transport is gone and the session waits for resumption.
+	detached  bool
+	hibernate *time.Timer
+	// unsent holds stanzas a failed write took with it (without stream
+	// management), re-routed when the session ends so none is lost silently.
+	unsent [][]byte
 }
 
 // JID returns the session's full JID.
@@ -98,7 +107,11 @@ func (s *Session) Bare() string { return s.bare }
 func (s *Session) Username() string { return s.jid.Localpart() }
 
 // RemoteAddr is the client's address.
-func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+func (s *Session) RemoteAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn.RemoteAddr()
+}
 
 // TLS returns the connection's TLS state (nil for an unencrypted transport).
 func (s *Session) TLS() *tls.ConnectionState { return s.tls }
@@ -152,11 +165,19 @@ func (s *Session) Send(b []byte) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if max := s.srv.maxQueue(); s.qBytes+len(b) > max {
+	if max := s.srv.maxQueue(); s.qBytes+s.sm.bytes()+len(b) > max {
 		s.mu.Unlock()
 		s.srv.log.Warn("outbound queue full", "jid", s.full, "bytes", s.qBytes)
 		s.End(EndSlowConsumer, "policy-violation", "outbound queue full")
 		return false
+	}
+	if s.sm != nil {
+		s.sm.sent(b)
+		if s.detached {
+			// Kept for retransmission when the client resumes.
+			s.mu.Unlock()
+			return true
+		}
 	}
 	s.q = append(s.q, b)
 	s.qBytes += len(b)
@@ -177,33 +198,50 @@ func (s *Session) writeLoop() {
 	var spare [][]byte
 	for {
 		s.mu.Lock()
-		if len(s.q) == 0 {
+		if len(s.q) == 0 || s.detached {
 			s.writing = false
-			closing := s.closing
+			closing, conn := s.closing, s.conn
 			s.mu.Unlock()
 			if closing {
-				s.conn.Close()
+				conn.Close()
 				s.closeFlushed()
 			}
 			return
 		}
 		batch := s.q
+		if r := s.sm.request(); r != nil {
+			batch = append(batch, r)
+		}
 		s.q = spare[:0]
 		s.qBytes = 0
+		conn := s.conn
 		s.mu.Unlock()
-		if err := s.conn.writeBatch(batch, &scratch); err != nil {
-			s.End(EndTransportError, "", err.Error())
-			s.conn.Close()
-			s.closeFlushed()
+		if err := conn.writeBatch(batch, &scratch); err != nil {
 			s.mu.Lock()
 			s.writing = false
-			s.q = nil
+			if s.sm == nil {
+				s.unsent = append(s.unsent, batch...)
+				s.unsent = append(s.unsent, s.q...)
+				s.q = nil
+			}
 			s.mu.Unlock()
+			s.lost(conn, err)
+			s.closeFlushed()
 			return
 		}
 		clear(batch)
 		spare = batch
 	}
+}
+
+// lost handles a broken transport: a session with resumable stream
+// management waits for the client to resume (sm.go); any other ends.
+func (s *Session) lost(conn transport, err error) {
+	conn.Close()
+	if s.detach(conn) {
+		return
+	}
+	s.End(EndTransportError, "", err.Error())
 }
 
 // End ends the session: the stream error cond (if any) and the stream close are
@@ -220,6 +258,17 @@ func (s *Session) End(reason EndReason, cond, text string) {
 	}
 	s.closing = true
 	s.reason, s.text = reason, text
+	if s.hibernate != nil {
+		s.hibernate.Stop()
+	}
+	if s.detached {
+		// No transport to write to and no reader to publish the end: do it here.
+		s.mu.Unlock()
+		s.srv.router.Unbind(s)
+		s.srv.smForget(s)
+		go s.finish()
+		return
+	}
 	var tail []byte
 	if cond != "" {
 		tail = s.conn.streamError(cond, text)
@@ -230,12 +279,14 @@ func (s *Session) End(reason EndReason, cond, text string) {
 	s.q = append(s.q, s.conn.closeStream())
 	start := !s.writing
 	s.writing = true
+	conn := s.conn
 	s.mu.Unlock()
 	s.srv.router.Unbind(s)
+	s.srv.smForget(s)
 	if start {
 		go s.writeLoop()
 	}
-	time.AfterFunc(s.srv.closeGrace, func() { s.conn.Close() })
+	time.AfterFunc(s.srv.closeGrace, func() { conn.Close() })
 }
 
 // readLoop runs a bound session until its transport stops, then publishes
@@ -243,14 +294,18 @@ func (s *Session) End(reason EndReason, cond, text string) {
 // negotiation's grown stack is not kept for the session's life.
 func (s *Session) readLoop() {
 	defer s.srv.wg.Done()
-	defer s.finish()
-	s.sc.Max = s.srv.props.Int(PropStanzaMaxBytes)
-	s.sc.Forget(512)
-	s.conn.SetReadDeadline(time.Time{})
+	s.mu.Lock()
+	conn, sc := s.conn, s.sc
+	s.mu.Unlock()
+	sc.Max = s.srv.props.Int(PropStanzaMaxBytes)
+	sc.Forget(512)
+	conn.SetReadDeadline(time.Time{})
 	for {
-		el, err := s.sc.Next()
+		el, err := sc.Next()
 		if err != nil {
-			s.endOnReadError(err)
+			if s.readFailed(conn, err) {
+				s.finish()
+			}
 			return
 		}
 		s.lastRead.Store(s.srv.clock.Load())
@@ -258,12 +313,21 @@ func (s *Session) readLoop() {
 		s.srv.handleElement(s, el)
 		// An idle session keeps only a small buffer and no element (the
 		// figures are in docs/performance.md).
-		s.sc.Forget(512)
+		sc.Forget(512)
 	}
 }
 
-// endOnReadError maps what stopped the reader to the session's end.
-func (s *Session) endOnReadError(err error) {
+// readFailed maps what stopped a reader to the session's end. It reports
+// whether this reader must finish the session: not when the session waits
+// for resumption, nor when the reader belonged to a transport already
+// replaced by a resumption.
+func (s *Session) readFailed(conn transport, err error) bool {
+	s.mu.Lock()
+	stale := s.conn != conn
+	s.mu.Unlock()
+	if stale {
+		return false
+	}
 	var se *wire.SyntaxError
 	switch {
 	case errors.Is(err, wire.ErrStreamClosed):
@@ -272,8 +336,16 @@ func (s *Session) endOnReadError(err error) {
 		// Bad input ends only this session: RFC 6120 §4.9.3 condition.
 		s.End(EndStreamError, se.Condition, se.Msg)
 	default:
+		conn.Close()
+		if s.detach(conn) {
+			return false
+		}
 		s.End(EndTransportError, "", err.Error())
 	}
+	s.mu.Lock()
+	detached := s.detached
+	s.mu.Unlock()
+	return !detached
 }
 
 func (s *Session) closeFlushed() {
@@ -288,14 +360,17 @@ func (s *Session) closeFlushed() {
 
 func (s *Session) finish() {
 	s.mu.Lock()
-	reason, text := s.reason, s.text
+	reason, text, conn, detached := s.reason, s.text, s.conn, s.detached
 	s.mu.Unlock()
-	// Let the writer deliver the stream error and close tag first.
-	select {
-	case <-s.flushed:
-	case <-time.After(s.srv.closeGrace):
+	if !detached {
+		// Let the writer deliver the stream error and close tag first.
+		select {
+		case <-s.flushed:
+		case <-time.After(s.srv.closeGrace):
+		}
 	}
-	s.conn.Close()
+	conn.Close()
+	s.rerouteUndelivered()
 	Publish(s.srv.bus, SessionEnded{Session: s, Reason: reason, Text: text})
 	s.srv.log.Info("session ended", "jid", s.full, "reason", reason)
 }

@@ -79,6 +79,10 @@ func (s *Server) handleWS(ws *wsConn, secure bool) {
 		return
 	}
 	ws.SetDeadline(time.Time{})
+	if n.resumed {
+		s.startResumed(sess)
+		return
+	}
 	s.startSession(sess)
 }
 

@@ -195,3 +195,38 @@ func TestInteropXMPPJSWebSocket(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// slixmpp's own XEP-0198 implementation resumes its session after the TCP
+// connection is dropped, and gets the message sent meanwhile.
+func TestInteropSlixmppStreamResumption(t *testing.T) {
+	needInterop(t)
+	p := startHearth(t, t.TempDir())
+	p.hearth("user", "add", "mobile", "m-pw")
+	p.hearth("user", "add", "friend", "f-pw")
+	h, port := host(p.c2s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := exec.CommandContext(ctx, python, "testdata/interop/resume.py", h, port, "mobile", "m-pw")
+	stdout, _ := cl.StdoutPipe()
+	var stderr strings.Builder
+	cl.Stderr = &stderr
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "DROPPED" {
+	}
+	send := exec.CommandContext(ctx, "go-sendxmpp", "-u", "friend@localhost", "-p", "f-pw", "-j", p.c2s, "-n", "mobile@localhost/sm")
+	send.Stdin = strings.NewReader("while away")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("go-sendxmpp: %v\n%s", err, out)
+	}
+	var rest []string
+	for sc.Scan() {
+		rest = append(rest, sc.Text())
+	}
+	if err := cl.Wait(); err != nil || !strings.Contains(strings.Join(rest, "\n"), "resumed ok") {
+		t.Fatalf("slixmpp: %v\n%v\n%s", err, rest, stderr.String())
+	}
+}
