@@ -108,14 +108,14 @@ func (o Occupant) JID() jid.JID {
 
 // RoomInfo summarises a room for other plugins.
 type RoomInfo struct {
-	JID        jid.JID
-	Name       string
-	Persistent bool
-	Public     bool
-	Moderated  bool
+	JID         jid.JID
+	Name        string
+	Persistent  bool
+	Public      bool
+	Moderated   bool
 	MembersOnly bool
-	Occupants  int // sessions in the room
-	Created    time.Time
+	Occupants   int // sessions in the room
+	Created     time.Time
 }
 
 // LeaveReason says why an occupant left a room.
@@ -123,15 +123,15 @@ type LeaveReason string
 
 // The reasons an occupant leaves.
 const (
-	LeftVoluntarily   LeaveReason = "left"         // unavailable presence from the client
-	LeftKicked        LeaveReason = "kicked"       // a moderator set its role to none (§8.2)
-	LeftBanned        LeaveReason = "banned"       // its affiliation became outcast (§9.1)
-	LeftDisconnected  LeaveReason = "disconnected" // its session ended (server.SessionEnded)
-	LeftDestroyed     LeaveReason = "destroyed"    // the room was destroyed (§10.9)
-	LeftAffiliation   LeaveReason = "affiliation"  // membership revoked in a members-only room (status 321)
-	LeftMembersOnly   LeaveReason = "members-only" // the room became members-only (status 322)
-	LeftError         LeaveReason = "error"        // its client bounced the room's stanzas (status 333)
-	LeftServiceStopped LeaveReason = "shutdown"    // the MUC service stopped (status 332)
+	LeftVoluntarily    LeaveReason = "left"         // unavailable presence from the client
+	LeftKicked         LeaveReason = "kicked"       // a moderator set its role to none (§8.2)
+	LeftBanned         LeaveReason = "banned"       // its affiliation became outcast (§9.1)
+	LeftDisconnected   LeaveReason = "disconnected" // its session ended (server.SessionEnded)
+	LeftDestroyed      LeaveReason = "destroyed"    // the room was destroyed (§10.9)
+	LeftAffiliation    LeaveReason = "affiliation"  // membership revoked in a members-only room (status 321)
+	LeftMembersOnly    LeaveReason = "members-only" // the room became members-only (status 322)
+	LeftError          LeaveReason = "error"        // its client bounced the room's stanzas (status 333)
+	LeftServiceStopped LeaveReason = "shutdown"     // the MUC service stopped (status 332)
 )
 
 // Events published on the server's bus (server.Subscribe / server.OnEvent).
