@@ -508,8 +508,8 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	id, err := a.str("session", false)
-	if err != nil || id == "" {
+	id, serr := a.str("session", false)
+	if serr != nil || id == "" {
 		s.apiError(w, r, http.StatusBadRequest, "\"session\" parameter is mandatory")
 		return
 	}
@@ -544,8 +544,8 @@ func (s *Server) postSignal(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	id, err := a.str("session", false)
-	if err != nil || id == "" {
+	id, serr := a.str("session", false)
+	if serr != nil || id == "" {
 		s.apiError(w, r, http.StatusBadRequest, "\"session\" parameter is mandatory")
 		return
 	}

@@ -1,0 +1,165 @@
+package openvidu
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Interop tests with unmodified npm clients (openvidu-node-client, openvidu-browser
+// in headless Chromium). They need Node.js, Chromium and js/node_modules
+// (testdeps.sh) and run only with HEARTH_INTEROP=1.
+
+func interopDir(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("HEARTH_INTEROP") != "1" {
+		t.Skip("interop test: set HEARTH_INTEROP=1 (dependencies: media/openvidu/testdeps.sh)")
+	}
+	dir, err := filepath.Abs("js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node missing: run media/openvidu/testdeps.sh")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openvidu-node-client")); err != nil {
+		t.Fatal("npm packages missing: run media/openvidu/testdeps.sh")
+	}
+	return dir
+}
+
+// runNode runs a script in js/ and returns its last stdout line.
+func runNode(t testing.TB, dir string, timeout time.Duration, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node %v: %v\nstdout: %s\nstderr: %s", args, err, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestNodeClient: openvidu-node-client 2.32.2 creates sessions (custom id, the
+// 409 path, generated id), connections and a legacy token, reads them back,
+// updates and force-disconnects a connection and closes the sessions.
+func TestNodeClient(t *testing.T) {
+	dir := interopDir(t)
+	e := startEnv(t, envOptions{})
+	line := runNode(t, dir, 60*time.Second, "node_client.js", e.url, e.secret)
+	var r struct {
+		WrongSecret string
+		Custom      struct {
+			ID        string
+			CreatedAt int64
+			Mode      string
+		}
+		Again struct {
+			ID        string
+			CreatedAt int64
+		}
+		Generated string
+		C1        struct{ ID, Status, Role, Data, Token string }
+		C2        struct {
+			ID, Role string
+			Record   bool
+		}
+		LegacyToken  string
+		FetchChanged bool
+		Connections  []struct{ ID, Status, Role string }
+		Active       int
+		Sessions     []string
+		Updated      struct {
+			Role   string
+			Record bool
+		}
+		AfterDisconnect []string
+		UnknownSession  string
+		AfterClose      int
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("node_client.js printed %q: %v", line, err)
+	}
+	t.Logf("node-client saw: %s", line)
+	check := func(what string, ok bool) {
+		t.Helper()
+		if !ok {
+			t.Errorf("%s: %s", what, line)
+		}
+	}
+	check("wrong secret is 401", r.WrongSecret == "401")
+	check("custom session", r.Custom.ID == "nodeclient" && r.Custom.CreatedAt > 0 && r.Custom.Mode == "ROUTED")
+	check("409 path returns the same session", r.Again.ID == "nodeclient" && r.Again.CreatedAt == r.Custom.CreatedAt)
+	check("generated id", strings.HasPrefix(r.Generated, "ses_") && len(r.Generated) == 14)
+	check("connection 1", strings.HasPrefix(r.C1.ID, "con_") && r.C1.Status == "pending" && r.C1.Role == "PUBLISHER" && r.C1.Data == "alice" &&
+		strings.HasPrefix(r.C1.Token, "ws://") && strings.Contains(r.C1.Token, "sessionId=nodeclient&token=tok_"))
+	check("connection 2 defaults", r.C2.Role == "PUBLISHER" && r.C2.Record)
+	check("legacy token", strings.Contains(r.LegacyToken, "sessionId=nodeclient&token=tok_"))
+	check("three pending connections", len(r.Connections) == 3 && r.Active == 0)
+	check("two sessions", len(r.Sessions) == 2 && r.Sessions[0] == "nodeclient")
+	check("update", r.Updated.Role == "MODERATOR" && !r.Updated.Record)
+	check("force disconnect of a pending connection", len(r.AfterDisconnect) == 2)
+	check("bad custom id is 400", r.UnknownSession == "400")
+	check("closed", r.AfterClose == 0)
+
+	evs := e.hooks.take(4)
+	var names []string
+	for _, ev := range evs {
+		names = append(names, summary(ev))
+	}
+	want := "[sessionCreated sessionCreated sessionDestroyed(sessionClosedByServer) sessionDestroyed(sessionClosedByServer)]"
+	if got := "[" + strings.Join(names, " ") + "]"; got != want {
+		t.Errorf("webhooks %s, want %s", got, want)
+	}
+}
+
+// lineReader reads a child's stdout line by line with a deadline.
+type lineReader struct {
+	t     testing.TB
+	lines chan string
+}
+
+func newLineReader(t testing.TB, r io.Reader) *lineReader {
+	lr := &lineReader{t: t, lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lr.lines <- sc.Text()
+		}
+		close(lr.lines)
+	}()
+	return lr
+}
+
+// expect returns the next line starting with prefix (skipping log lines).
+func (lr *lineReader) expect(prefix string, timeout time.Duration) string {
+	lr.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-lr.lines:
+			if !ok {
+				lr.t.Fatalf("script ended before %q", prefix)
+			}
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				return strings.TrimSpace(rest)
+			}
+			lr.t.Logf("script: %s", l)
+		case <-deadline:
+			lr.t.Fatalf("script did not print %q in time", prefix)
+		}
+	}
+}
