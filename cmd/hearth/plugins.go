@@ -12,7 +12,9 @@ import (
 	"github.com/hearth-im/hearth/plugins/disco"
 	"github.com/hearth-im/hearth/plugins/extdisco"
 	"github.com/hearth-im/hearth/plugins/ping"
+	"github.com/hearth-im/hearth/plugins/private"
 	"github.com/hearth-im/hearth/plugins/register"
+	"github.com/hearth-im/hearth/plugins/vcard"
 	xtime "github.com/hearth-im/hearth/plugins/time"
 	xversion "github.com/hearth-im/hearth/plugins/version"
 )
@@ -38,6 +40,8 @@ func pluginList(d deps) []plugins.Info {
 		xtime.Plugin(),
 		register.Plugin(),
 		carbons.Plugin(),
+		vcard.Plugin(),
+		private.Plugin(),
 		media.Plugin(media.Deps{TURN: d.turn, TURNHost: d.turnHost, MediaNodes: d.mediaNodes, HTTPURL: d.httpURL}),
 	}
 }

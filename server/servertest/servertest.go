@@ -38,6 +38,7 @@ type Env struct {
 	Domain  string
 	Events  *Recorder
 	stops   []func()
+	stop    func()
 }
 
 // OnStop runs fn when the test ends, after the server has shut down and
@@ -108,18 +109,26 @@ func Start(t testing.TB, o Options) *Env {
 	e.Addr, e.TLSAddr = ln.Addr().String(), lnTLS.Addr().String()
 	go srv.Serve(ln, false)
 	go srv.Serve(lnTLS, true)
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		for i := len(e.stops) - 1; i >= 0; i-- {
-			e.stops[i]()
-		}
-		cancel()
-		db.Close()
-	})
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			srv.Shutdown(sctx)
+			for i := len(e.stops) - 1; i >= 0; i-- {
+				e.stops[i]()
+			}
+			cancel()
+			db.Close()
+		})
+	}
+	t.Cleanup(e.stop)
 	return e
 }
+
+// Stop shuts the server down and closes its database now (a restart test
+// then starts a new Env on the same Dir); it also runs when the test ends.
+func (e *Env) Stop() { e.stop() }
 
 // AddUser creates an account.
 func (e *Env) AddUser(name, password string) {
