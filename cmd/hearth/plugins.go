@@ -14,8 +14,8 @@ import (
 	"github.com/hearth-im/hearth/plugins/ping"
 	"github.com/hearth-im/hearth/plugins/private"
 	"github.com/hearth-im/hearth/plugins/register"
-	"github.com/hearth-im/hearth/plugins/vcard"
 	xtime "github.com/hearth-im/hearth/plugins/time"
+	"github.com/hearth-im/hearth/plugins/vcard"
 	xversion "github.com/hearth-im/hearth/plugins/version"
 )
 
