@@ -65,11 +65,18 @@ type negError struct {
 func (e *negError) Error() string { return e.cond + ": " + e.text }
 
 func (s *Server) handleConn(c net.Conn, directTLS bool) {
+	s.negotiateAndStart(&negotiation{srv: s, raw: c, conn: c}, directTLS)
+}
+
+// negotiateAndStart runs a connection's negotiation under the negotiation
+// deadline and starts (or resumes) the session it yields; TCP and WebSocket
+// connections both come through here.
+func (s *Server) negotiateAndStart(n *negotiation, directTLS bool) {
+	c := n.raw
 	if !s.trackPending(c, true) {
 		c.Close()
 		return
 	}
-	n := &negotiation{srv: s, raw: c, conn: c}
 	timeout := s.props.Duration(PropNegotiationTimeout)
 	if timeout <= 0 {
 		timeout = 30 * time.Second

@@ -30,16 +30,7 @@ func (s *Server) handleElement(sess *Session, el *wire.Element) {
 	sess.countIn()
 	st := &Stanza{Name: el.Local, From: sess.jid, Session: sess, ChildLocal: el.ChildLocal, ChildSpace: el.ChildSpace}
 	var toAttr string
-	for _, a := range el.Attrs {
-		switch a.Name {
-		case "type":
-			st.Type = wire.Unescape(a.Value)
-		case "id":
-			st.ID = wire.Unescape(a.Value)
-		case "to":
-			toAttr = wire.Unescape(a.Value)
-		}
-	}
+	st.Type, st.ID, _, toAttr = addressing(el)
 	// RFC 6120 §8.1.2.1: the server stamps 'from' with the full JID; whatever
 	// the client put there is replaced, so nobody can send as someone else.
 	st.Raw = wire.Readdress(nil, el, sess.full, "", "")
@@ -73,6 +64,23 @@ func (s *Server) handleElement(sess *Session, el *wire.Element) {
 		}
 	}
 	s.Route(st)
+}
+
+// addressing returns the unescaped type, id, from and to of a stanza.
+func addressing(el *wire.Element) (typ, id, from, to string) {
+	for _, a := range el.Attrs {
+		switch a.Name {
+		case "type":
+			typ = wire.Unescape(a.Value)
+		case "id":
+			id = wire.Unescape(a.Value)
+		case "from":
+			from = wire.Unescape(a.Value)
+		case "to":
+			to = wire.Unescape(a.Value)
+		}
+	}
+	return
 }
 
 // validIQ checks RFC 6120 §8.2.3: an id, a known type, exactly one payload for

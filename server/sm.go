@@ -261,18 +261,10 @@ func (x *Session) rerouteUndelivered() {
 			continue
 		}
 		st := &Stanza{Name: "message", Raw: b}
-		for _, a := range el.Attrs {
-			switch a.Name {
-			case "type":
-				st.Type = wire.Unescape(a.Value)
-			case "id":
-				st.ID = wire.Unescape(a.Value)
-			case "from":
-				st.From, _ = jid.Parse(wire.Unescape(a.Value))
-			case "to":
-				st.To, _ = jid.Parse(wire.Unescape(a.Value))
-			}
-		}
+		var from, to string
+		st.Type, st.ID, from, to = addressing(el)
+		st.From, _ = jid.Parse(from)
+		st.To, _ = jid.Parse(to)
 		// Only what was addressed to this session's user: carbons and the
 		// like addressed elsewhere are dropped, errors are never re-sent.
 		if st.Type == "error" || st.Type == "groupchat" || st.To.Bare().String() != x.bare {

@@ -45,7 +45,7 @@ func (s *Server) WebSocketHandler() http.Handler {
 		if a, ok := c.NetConn().RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
 			secure = true
 		}
-		s.handleWS(ws, secure)
+		s.negotiateAndStart(&negotiation{srv: s, raw: ws, conn: ws, ws: ws, secure: secure}, false)
 	})
 }
 
@@ -56,34 +56,6 @@ func hasXMPP(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-func (s *Server) handleWS(ws *wsConn, secure bool) {
-	if !s.trackPending(ws, true) {
-		ws.Close()
-		return
-	}
-	n := &negotiation{srv: s, raw: ws, conn: ws, ws: ws, secure: secure}
-	timeout := s.props.Duration(PropNegotiationTimeout)
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ws.SetDeadline(time.Now().Add(timeout))
-	sess, err := n.run(false)
-	s.trackPending(ws, false)
-	if err != nil {
-		if ne, ok := err.(*negError); ok {
-			n.fail(ne.cond, ne.text)
-		}
-		ws.Close()
-		return
-	}
-	ws.SetDeadline(time.Time{})
-	if n.resumed {
-		s.startResumed(sess)
-		return
-	}
-	s.startSession(sess)
 }
 
 // wsConn presents a WebSocket as a net.Conn: Read returns the messages' bytes
