@@ -9,6 +9,7 @@ import (
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/plugins/carbons"
+	"github.com/hearth-im/hearth/plugins/csi"
 	"github.com/hearth-im/hearth/plugins/disco"
 	"github.com/hearth-im/hearth/plugins/extdisco"
 	"github.com/hearth-im/hearth/plugins/ping"
@@ -42,6 +43,7 @@ func pluginList(d deps) []plugins.Info {
 		carbons.Plugin(),
 		vcard.Plugin(),
 		private.Plugin(),
+		csi.Plugin(),
 		media.Plugin(media.Deps{TURN: d.turn, TURNHost: d.turnHost, MediaNodes: d.mediaNodes, HTTPURL: d.httpURL}),
 	}
 }
