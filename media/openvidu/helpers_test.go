@@ -42,6 +42,7 @@ type env struct {
 	url    string // http://127.0.0.1:port
 	hooks  *hookReceiver
 	secret string
+	turn   *turn.Server
 }
 
 type testNode struct {
@@ -76,6 +77,9 @@ type envOptions struct {
 	nodes  int
 	mod    func(*Config)
 	events []string
+	// turn runs hearth's TURN server on loopback (relaying to loopback peers)
+	// and puts its credentials in tokens.
+	turn bool
 }
 
 func startEnv(t testing.TB, o envOptions) *env {
@@ -84,6 +88,17 @@ func startEnv(t testing.TB, o envOptions) *env {
 		o.nodes = 1
 	}
 	e := &env{t: t, hooks: newHookReceiver(t), secret: testSecret}
+	if o.turn {
+		ts, err := turn.New(turn.Config{Addr: "127.0.0.1:0", Realm: "hearth.test",
+			Secret:            func() string { return "turn-secret" },
+			AllowPrivatePeers: func() bool { return true }, // every peer is on loopback here
+			Log:               testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ts.Close() })
+		e.turn = ts
+	}
 	var urls []string
 	for range o.nodes {
 		tn := startNode(t)
@@ -102,8 +117,13 @@ func startEnv(t testing.TB, o envOptions) *env {
 		MediaNodes: urls,
 		Kurento:    kurento.Options{ReconnectTimeout: 300 * time.Millisecond, RequestTimeout: 5 * time.Second},
 		TURN: func(user string) (TURNCredentials, bool) {
+			port := 3478
+			if e.turn != nil {
+				udp, _ := e.turn.Addr()
+				port = udp.(*net.UDPAddr).Port
+			}
 			c := turn.Mint("turn-secret", user, time.Hour, time.Now())
-			return TURNCredentials{Host: "127.0.0.1", Port: 3478, Username: c.Username, Password: c.Password, Expires: c.Expires}, true
+			return TURNCredentials{Host: "127.0.0.1", Port: port, Username: c.Username, Password: c.Password, Expires: c.Expires}, true
 		},
 		Webhook:         func() WebhookConfig { return WebhookConfig{URL: e.hooks.url, Events: o.events} },
 		WebhookRetries:  []time.Duration{10 * time.Millisecond, 10 * time.Millisecond},

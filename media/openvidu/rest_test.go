@@ -127,7 +127,7 @@ func TestRESTConnections(t *testing.T) {
 		t.Errorf("defaults %v", c2)
 	}
 	c3 := e.restJSON("POST", "/sessions/s/connection", map[string]any{"role": "SUBSCRIBER", "record": false,
-		"kurentoOptions": map[string]any{"videoMaxRecvBandwidth": 500, "allowedFilters": []string{"GStreamerFilter"}},
+		"kurentoOptions":   map[string]any{"videoMaxRecvBandwidth": 500, "allowedFilters": []string{"GStreamerFilter"}},
 		"customIceServers": []any{map[string]any{"url": "turn:turn.example.org:3478", "staticAuthSecret": "s3cret"}}}, 200)
 	ko, _ := json.Marshal(c3["kurentoOptions"])
 	if c3["role"] != "SUBSCRIBER" || c3["record"] != false || string(ko) != `{"allowedFilters":["GStreamerFilter"],"videoMaxRecvBandwidth":500}` {
