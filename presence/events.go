@@ -19,12 +19,16 @@ type RosterChanged struct {
 }
 
 // SubscriptionChanged is published when a subscription stanza (RFC 6121 §3) changed
-// the state between User and Contact, as User's server sees it: Inbound tells whether
-// Contact sent it to User (false: User sent it to Contact). State is the state after
-// the change, including a request stored as pending.
+// something between User and Contact, as User's server sees it, right after the
+// change and before the stanzas it causes are sent. Inbound tells whether Contact sent
+// it to User (false: User sent it to Contact). Item is User's roster item after the
+// change, nil when the item did not change (an inbound request stored as pending,
+// which a roster item does not show); Delivered tells whether the stanza went on
+// (to Contact, or to User's available resources).
 type SubscriptionChanged struct {
 	User, Contact jid.JID // bare JIDs
 	Kind          roster.Kind
 	Inbound       bool
-	State         roster.State
+	Item          *roster.Item
+	Delivered     bool
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearth-im/hearth/roster"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/servertest"
 )
@@ -249,13 +248,17 @@ func befriend(a, b *servertest.Client) {
 	subscribe(b, a)
 }
 
-// subscribe: a asks for b's presence and b approves.
+// subscribe: a asks for b's presence and b approves; the pushes this causes are
+// read, in the order the server sends them (push, then the stanza that caused it).
 func subscribe(a, b *servertest.Client) {
 	a.T.Helper()
 	ab, bb := bareOf(a.JID), bareOf(b.JID)
 	a.Write("<presence type='subscribe' to='" + bb + "'/>")
+	a.Expect("push of the request", isPush(bb))
 	b.Expect("subscribe", isPresence(ab, "subscribe"))
 	b.Write("<presence type='subscribed' to='" + ab + "'/>")
+	b.Expect("push of the approval", isPush(ab))
+	a.Expect("push of the approval", isPush(bb))
 	a.Expect("subscribed", isPresence(bb, "subscribed"))
 }
 
@@ -279,4 +282,3 @@ func errCond(el servertest.Element) string {
 	return strings.TrimSpace(rest[k+1 : j])
 }
 
-var _ = roster.NS

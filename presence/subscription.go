@@ -40,8 +40,8 @@ func (e *Engine) outboundSubscription(st *server.Stanza, k roster.Kind) error {
 	if k == roster.Subscribe {
 		status = statusOf(st.Raw)
 	}
+	e.publishSubscription(user, contact, k, false, eff)
 	e.apply(ctx, user, eff, func() { e.deliverSubscription(ctx, user, contact, k, st.ID, st.Inner(), status) })
-	e.publishSubscription(ctx, user, contact, k, false, eff)
 	return nil
 }
 
@@ -73,6 +73,7 @@ func (e *Engine) deliverSubscription(ctx context.Context, from, to jid.JID, k ro
 		e.log.Error("presence: inbound subscription", "user", to.String(), "contact", from.String(), "type", k.String(), "err", err)
 		return
 	}
+	e.publishSubscription(to, from, k, true, eff)
 	e.apply(ctx, to, eff, func() {
 		for _, r := range e.srv.Router().Resources(to.String()) {
 			if ok, _ := r.Available(); ok {
@@ -80,7 +81,6 @@ func (e *Engine) deliverSubscription(ctx context.Context, from, to jid.JID, k ro
 			}
 		}
 	})
-	e.publishSubscription(ctx, to, from, k, true, eff)
 }
 
 // apply carries out the effects of a roster operation on owner's side, in the order
@@ -138,14 +138,14 @@ func (e *Engine) presenceTo(owner jid.JID, contact string, unavailable bool) {
 
 // publishSubscription tells the bus about a subscription stanza that changed
 // something.
-func (e *Engine) publishSubscription(ctx context.Context, user, contact jid.JID, k roster.Kind, inbound bool, eff roster.Effects) {
+func (e *Engine) publishSubscription(user, contact jid.JID, k roster.Kind, inbound bool, eff roster.Effects) {
 	if len(eff.Pushes) == 0 && !eff.Forward {
 		return
 	}
-	s, err := e.roster.State(ctx, user, contact)
-	if err != nil {
-		e.log.Error("presence: subscription state", "user", user.String(), "contact", contact.String(), "err", err)
-		return
+	ev := SubscriptionChanged{User: user, Contact: contact, Kind: k, Inbound: inbound, Delivered: eff.Forward}
+	if len(eff.Pushes) > 0 {
+		it := eff.Pushes[0].Clone()
+		ev.Item = &it
 	}
-	server.Publish(e.srv.Bus(), SubscriptionChanged{User: user, Contact: contact, Kind: k, Inbound: inbound, State: s})
+	server.Publish(e.srv.Bus(), ev)
 }

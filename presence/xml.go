@@ -16,7 +16,7 @@ const nsDelay = "urn:xmpp:delay"
 const streamHead = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
 
 // withoutTo returns a presence stanza's bytes without any 'to' attribute. A client
-// may send broadcast presence with to='' (which the core reads as no address); fanning
+// may send broadcast presence with an empty 'to' (the core reads it as no address); fanning
 // it out with a second 'to' would make a duplicate attribute, which is not
 // well-formed XML and would break every receiving stream.
 func withoutTo(raw []byte) ([]byte, error) {
