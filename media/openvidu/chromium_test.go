@@ -2,6 +2,7 @@ package openvidu
 
 import (
 	"encoding/json"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -232,8 +233,8 @@ func TestChromium(t *testing.T) {
 			}
 			// The subscriptions and Bob's publication race each other in the
 			// browsers; the first four events do not.
-			evs := e.hooks.take(7)
-			checkSeq(t, evs[:4], []string{
+			evs := e.hooks.Take(7)
+			ovtest.CheckSeq(t, evs[:4], []string{
 				"sessionCreated",
 				"participantJoined(" + a.ConnectionID + ")",
 				"webrtcConnectionCreated(" + a.ConnectionID + ",OUTBOUND)",
@@ -241,7 +242,7 @@ func TestChromium(t *testing.T) {
 			})
 			var rest []string
 			for _, ev := range evs[4:] {
-				rest = append(rest, summary(ev))
+				rest = append(rest, ovtest.Summary(ev))
 			}
 			slices.Sort(rest)
 			want := []string{
@@ -253,7 +254,7 @@ func TestChromium(t *testing.T) {
 			if !slices.Equal(rest, want) {
 				t.Errorf("webhooks %v, want %v in any order", rest, want)
 			}
-			e.hooks.reset()
+			e.hooks.Reset()
 
 			// Alice leaves (as her MUC occupant would): Bob sees her go.
 			if err := e.srv.Disconnect(t.Context(), "chromium", a.ConnectionID, ReasonDisconnect); err != nil {
@@ -264,7 +265,7 @@ func TestChromium(t *testing.T) {
 				t.Errorf("Bob saw Alice leave with reason %q", ev.Event.Reason)
 			}
 			c.event("B", "streamDestroyed", a.ConnectionID)
-			checkSeq(t, e.hooks.takeUntil("participantLeft"), []string{
+			ovtest.CheckSeq(t, e.hooks.TakeUntil("participantLeft"), []string{
 				"webrtcConnectionDestroyed(" + b.ConnectionID + ",INBOUND," + a.ConnectionID + ",disconnect)",
 				"webrtcConnectionDestroyed(" + a.ConnectionID + ",INBOUND," + b.ConnectionID + ",disconnect)",
 				"webrtcConnectionDestroyed(" + a.ConnectionID + ",OUTBOUND,disconnect)",
@@ -273,7 +274,7 @@ func TestChromium(t *testing.T) {
 			// Bob leaves with session.disconnect(): leaveRoom, and the session goes.
 			var left map[string]any
 			c.do("left", "B", map[string]any{"cmd": "leave"}, &left)
-			checkSeq(t, e.hooks.takeUntil("sessionDestroyed"), []string{
+			ovtest.CheckSeq(t, e.hooks.TakeUntil("sessionDestroyed"), []string{
 				"webrtcConnectionDestroyed(" + b.ConnectionID + ",OUTBOUND,disconnect)",
 				"participantLeft(" + b.ConnectionID + ",disconnect)",
 				"sessionDestroyed(lastParticipantLeft)",

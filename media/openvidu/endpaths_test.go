@@ -2,6 +2,7 @@ package openvidu
 
 import (
 	"context"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"testing"
 )
 
@@ -14,48 +15,48 @@ func TestEndPaths(t *testing.T) {
 	type path struct {
 		name    string
 		reason  EndReason
-		trigger func(e *env, a, b *browser)
+		trigger func(e *env, a, b *ovtest.Browser)
 		// session: the whole session ends (both participants are evicted).
 		session bool
 		// deaf: Alice's socket is gone, so she cannot be told anything.
 		deaf bool
 	}
-	disconnect := func(r EndReason) func(e *env, a, b *browser) {
-		return func(e *env, a, b *browser) {
-			if err := e.srv.Disconnect(context.Background(), "s", a.id, r); err != nil {
+	disconnect := func(r EndReason) func(e *env, a, b *ovtest.Browser) {
+		return func(e *env, a, b *ovtest.Browser) {
+			if err := e.srv.Disconnect(context.Background(), "s", a.ID(), r); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	paths := []path{
-		{name: "leaveRoom", reason: ReasonDisconnect, trigger: func(e *env, a, b *browser) { a.must("leaveRoom", nil) }},
+		{name: "leaveRoom", reason: ReasonDisconnect, trigger: func(e *env, a, b *ovtest.Browser) { a.Must("leaveRoom", nil) }},
 		{name: "MUC unavailable", reason: ReasonDisconnect, trigger: disconnect(ReasonDisconnect)},
-		{name: "forceDisconnect RPC", reason: ReasonForceDisconnectByUser, trigger: func(e *env, a, b *browser) {
-			b.must("forceDisconnect", map[string]any{"connectionId": a.id})
+		{name: "forceDisconnect RPC", reason: ReasonForceDisconnectByUser, trigger: func(e *env, a, b *ovtest.Browser) {
+			b.Must("forceDisconnect", map[string]any{"connectionId": a.ID()})
 		}},
 		{name: "MUC kick", reason: ReasonForceDisconnectByUser, trigger: disconnect(ReasonForceDisconnectByUser)},
-		{name: "REST DELETE connection", reason: ReasonForceDisconnectByServer, trigger: func(e *env, a, b *browser) {
-			if code, body := e.rest("DELETE", "/sessions/s/connection/"+a.id, nil); code != 204 || len(body) != 0 {
+		{name: "REST DELETE connection", reason: ReasonForceDisconnectByServer, trigger: func(e *env, a, b *ovtest.Browser) {
+			if code, body := e.rest("DELETE", "/sessions/s/connection/"+a.ID(), nil); code != 204 || len(body) != 0 {
 				t.Fatalf("DELETE connection: %d %s", code, body)
 			}
 		}},
 		{name: "XMPP session lost", reason: ReasonNetworkDisconnect, trigger: disconnect(ReasonNetworkDisconnect)},
-		{name: "socket dropped, not resumed", reason: ReasonNetworkDisconnect, deaf: true, trigger: func(e *env, a, b *browser) { a.drop() }},
-		{name: "pings stopped", reason: ReasonNetworkDisconnect, deaf: true, trigger: func(e *env, a, b *browser) { a.silence() }},
-		{name: "REST DELETE session", reason: ReasonSessionClosedByServer, session: true, trigger: func(e *env, a, b *browser) {
+		{name: "socket dropped, not resumed", reason: ReasonNetworkDisconnect, deaf: true, trigger: func(e *env, a, b *ovtest.Browser) { a.Drop() }},
+		{name: "pings stopped", reason: ReasonNetworkDisconnect, deaf: true, trigger: func(e *env, a, b *ovtest.Browser) { a.Silence() }},
+		{name: "REST DELETE session", reason: ReasonSessionClosedByServer, session: true, trigger: func(e *env, a, b *ovtest.Browser) {
 			if code, body := e.rest("DELETE", "/sessions/s", nil); code != 204 || len(body) != 0 {
 				t.Fatalf("DELETE session: %d %s", code, body)
 			}
 		}},
-		{name: "room destroyed", reason: ReasonSessionClosedByServer, session: true, trigger: func(e *env, a, b *browser) {
+		{name: "room destroyed", reason: ReasonSessionClosedByServer, session: true, trigger: func(e *env, a, b *ovtest.Browser) {
 			if err := e.srv.CloseSession(context.Background(), "s", ReasonSessionClosedByServer); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{name: "media node lost", reason: ReasonMediaServerDisconnect, session: true, trigger: func(e *env, a, b *browser) {
+		{name: "media node lost", reason: ReasonMediaServerDisconnect, session: true, trigger: func(e *env, a, b *ovtest.Browser) {
 			e.nodes[0].stop()
 		}},
-		{name: "server stopped", reason: ReasonOpenviduServerStopped, session: true, trigger: func(e *env, a, b *browser) {
+		{name: "server stopped", reason: ReasonOpenviduServerStopped, session: true, trigger: func(e *env, a, b *ovtest.Browser) {
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			e.srv.Close(ctx)
@@ -66,39 +67,39 @@ func TestEndPaths(t *testing.T) {
 			e := startEnv(t, envOptions{})
 			tokA := e.token("s", nil)
 			tokB := e.token("s", map[string]any{"role": "MODERATOR"})
-			a := dialBrowser(t, e, "alice")
-			a.join(tokA)
-			streamA := a.publish()
-			b := dialBrowser(t, e, "bob")
-			b.join(tokB)
-			b.subscribe(streamA)
-			streamB := b.publish()
-			a.waitNote("participantPublished", "id", b.id)
-			a.subscribe(streamB)
-			e.hooks.take(7) // sessionCreated, 2 joins, 4 webrtcConnectionCreated
-			a.drainNotes()
-			b.drainNotes()
+			a := ovtest.Dial(t, e.url, "alice")
+			a.Join(tokA)
+			streamA := a.Publish()
+			b := ovtest.Dial(t, e.url, "bob")
+			b.Join(tokB)
+			b.Subscribe(streamA)
+			streamB := b.Publish()
+			a.WaitNote("participantPublished", "id", b.ID())
+			a.Subscribe(streamB)
+			e.hooks.Take(7) // sessionCreated, 2 joins, 4 webrtcConnectionCreated
+			a.DrainNotes()
+			b.DrainNotes()
 
 			p.trigger(e, a, b)
 			r := string(p.reason)
 			aliceGoes := []string{
-				"webrtcConnectionDestroyed(" + b.id + ",INBOUND," + a.id + "," + r + ")",
-				"webrtcConnectionDestroyed(" + a.id + ",INBOUND," + b.id + "," + r + ")",
-				"webrtcConnectionDestroyed(" + a.id + ",OUTBOUND," + r + ")",
-				"participantLeft(" + a.id + "," + r + ")",
+				"webrtcConnectionDestroyed(" + b.ID() + ",INBOUND," + a.ID() + "," + r + ")",
+				"webrtcConnectionDestroyed(" + a.ID() + ",INBOUND," + b.ID() + "," + r + ")",
+				"webrtcConnectionDestroyed(" + a.ID() + ",OUTBOUND," + r + ")",
+				"participantLeft(" + a.ID() + "," + r + ")",
 			}
 			if !p.session {
-				checkSeq(t, e.hooks.takeUntil("participantLeft"), aliceGoes)
-				b.waitNote("participantLeft", "connectionId", a.id, "reason", r)
+				ovtest.CheckSeq(t, e.hooks.TakeUntil("participantLeft"), aliceGoes)
+				b.WaitNote("participantLeft", "connectionId", a.ID(), "reason", r)
 				if !p.deaf && p.reason != ReasonDisconnect {
-					a.waitNote("participantEvicted", "connectionId", a.id, "reason", r)
+					a.WaitNote("participantEvicted", "connectionId", a.ID(), "reason", r)
 				}
 				waitFor(t, "Alice's endpoints released", func() bool { eps, _ := e.endpoints(); return eps == 1 })
-				if got := b.drainNotes(); len(got) != 0 {
+				if got := b.DrainNotes(); len(got) != 0 {
 					t.Errorf("Bob got %v besides participantLeft", got)
 				}
 				if p.reason == ReasonDisconnect {
-					if got := a.drainNotes(); len(got) != 0 {
+					if got := a.DrainNotes(); len(got) != 0 {
 						t.Errorf("Alice left by herself and got %v", got)
 					}
 				}
@@ -108,21 +109,21 @@ func TestEndPaths(t *testing.T) {
 					t.Errorf("connections after Alice left: %v", conns)
 				}
 				// Bob, the last one, leaves: the session goes.
-				b.must("leaveRoom", nil)
-				checkSeq(t, e.hooks.takeUntil("sessionDestroyed"), []string{
-					"webrtcConnectionDestroyed(" + b.id + ",OUTBOUND,disconnect)",
-					"participantLeft(" + b.id + ",disconnect)",
+				b.Must("leaveRoom", nil)
+				ovtest.CheckSeq(t, e.hooks.TakeUntil("sessionDestroyed"), []string{
+					"webrtcConnectionDestroyed(" + b.ID() + ",OUTBOUND,disconnect)",
+					"participantLeft(" + b.ID() + ",disconnect)",
 					"sessionDestroyed(lastParticipantLeft)",
 				})
 			} else {
 				want := append(aliceGoes,
-					"webrtcConnectionDestroyed("+b.id+",OUTBOUND,"+r+")",
-					"participantLeft("+b.id+","+r+")",
+					"webrtcConnectionDestroyed("+b.ID()+",OUTBOUND,"+r+")",
+					"participantLeft("+b.ID()+","+r+")",
 					"sessionDestroyed("+r+")")
-				checkSeq(t, e.hooks.takeUntil("sessionDestroyed"), want)
-				b.waitNote("participantLeft", "connectionId", a.id, "reason", r)
-				b.waitNote("participantEvicted", "connectionId", b.id, "reason", r)
-				a.waitNote("participantEvicted", "connectionId", a.id, "reason", r)
+				ovtest.CheckSeq(t, e.hooks.TakeUntil("sessionDestroyed"), want)
+				b.WaitNote("participantLeft", "connectionId", a.ID(), "reason", r)
+				b.WaitNote("participantEvicted", "connectionId", b.ID(), "reason", r)
+				a.WaitNote("participantEvicted", "connectionId", a.ID(), "reason", r)
 			}
 			if p.reason != ReasonMediaServerDisconnect {
 				waitFor(t, "all media released", func() bool { eps, pipes := e.endpoints(); return eps == 0 && pipes == 0 })

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"io"
 	"log/slog"
 	"net"
@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +39,7 @@ type env struct {
 	srv    *Server
 	nodes  []*testNode
 	url    string // http://127.0.0.1:port
-	hooks  *hookReceiver
+	hooks  *ovtest.HookReceiver
 	secret string
 	turn   *turn.Server
 }
@@ -87,7 +86,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 	if o.nodes == 0 {
 		o.nodes = 1
 	}
-	e := &env{t: t, hooks: newHookReceiver(t), secret: testSecret}
+	e := &env{t: t, hooks: ovtest.NewHookReceiver(t), secret: testSecret}
 	if o.turn {
 		ts, err := turn.New(turn.Config{Addr: "127.0.0.1:0", Realm: "hearth.test",
 			Secret:            func() string { return "turn-secret" },
@@ -125,7 +124,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 			c := turn.Mint("turn-secret", user, time.Hour, time.Now())
 			return TURNCredentials{Host: "127.0.0.1", Port: port, Username: c.Username, Password: c.Password, Expires: c.Expires}, true
 		},
-		Webhook:         func() WebhookConfig { return WebhookConfig{URL: e.hooks.url, Events: o.events} },
+		Webhook:         func() WebhookConfig { return WebhookConfig{URL: e.hooks.URL, Events: o.events} },
 		WebhookRetries:  []time.Duration{10 * time.Millisecond, 10 * time.Millisecond},
 		ReconnectWindow: 300 * time.Millisecond,
 		Tick:            50 * time.Millisecond,
@@ -224,127 +223,6 @@ func (e *env) endpoints() (eps, pipes int) {
 		pipes += l.Pipelines
 	}
 	return
-}
-
-// hookReceiver is a webhook endpoint recording events in arrival order.
-type hookReceiver struct {
-	t    testing.TB
-	url  string
-	mu   sync.Mutex
-	got  []Event
-	fail int // answer this many posts with 500 first
-	wake chan struct{}
-}
-
-func newHookReceiver(t testing.TB) *hookReceiver {
-	h := &hookReceiver{t: t, wake: make(chan struct{}, 1)}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev Event
-		if r.Header.Get("Content-Type") != "application/json" {
-			t.Errorf("webhook content type %q", r.Header.Get("Content-Type"))
-		}
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			t.Errorf("webhook body: %v", err)
-		}
-		h.mu.Lock()
-		if h.fail > 0 {
-			h.fail--
-			h.mu.Unlock()
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		h.got = append(h.got, ev)
-		h.mu.Unlock()
-		select {
-		case h.wake <- struct{}{}:
-		default:
-		}
-	}))
-	t.Cleanup(hs.Close)
-	h.url = hs.URL + "/hook"
-	return h
-}
-
-// take waits for n more events and returns them, removing them from the log.
-func (h *hookReceiver) take(n int) []Event {
-	h.t.Helper()
-	deadline := time.After(testTimeout)
-	for {
-		h.mu.Lock()
-		if len(h.got) >= n {
-			out := h.got[:n:n]
-			h.got = h.got[n:]
-			h.mu.Unlock()
-			return out
-		}
-		have := len(h.got)
-		h.mu.Unlock()
-		select {
-		case <-h.wake:
-		case <-deadline:
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.t.Fatalf("waited for %d webhook events, have %d: %s", n, have, describe(h.got))
-			return nil
-		}
-	}
-}
-
-// takeUntil returns events up to and including the first one named last.
-func (h *hookReceiver) takeUntil(last string) []Event {
-	h.t.Helper()
-	deadline := time.After(testTimeout)
-	for {
-		h.mu.Lock()
-		for i, ev := range h.got {
-			if ev.Name() == last {
-				out := h.got[: i+1 : i+1]
-				h.got = h.got[i+1:]
-				h.mu.Unlock()
-				return out
-			}
-		}
-		h.mu.Unlock()
-		select {
-		case <-h.wake:
-		case <-deadline:
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.t.Fatalf("no %s webhook event; have %s", last, describe(h.got))
-			return nil
-		}
-	}
-}
-
-// reset drops what was received so far.
-func (h *hookReceiver) reset() {
-	h.mu.Lock()
-	h.got = nil
-	h.mu.Unlock()
-}
-
-// describe renders events compactly: name(connection,dir,reason).
-func describe(evs []Event) string {
-	var parts []string
-	for _, ev := range evs {
-		parts = append(parts, summary(ev))
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
-func summary(ev Event) string {
-	var b strings.Builder
-	b.WriteString(ev.Name())
-	var f []string
-	for _, k := range []string{"connectionId", "connection", "receivingFrom", "reason"} {
-		if v, ok := ev[k]; ok && v != nil {
-			f = append(f, fmt.Sprint(v))
-		}
-	}
-	if len(f) > 0 {
-		b.WriteString("(" + strings.Join(f, ",") + ")")
-	}
-	return b.String()
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"io"
 	"os"
 	"os/exec"
@@ -114,10 +115,10 @@ func TestNodeClient(t *testing.T) {
 	check("bad custom id is 400", r.UnknownSession == "400")
 	check("closed", r.AfterClose == 0)
 
-	evs := e.hooks.take(4)
+	evs := e.hooks.Take(4)
 	var names []string
 	for _, ev := range evs {
-		names = append(names, summary(ev))
+		names = append(names, ovtest.Summary(ev))
 	}
 	want := "[sessionCreated sessionCreated sessionDestroyed(sessionClosedByServer) sessionDestroyed(sessionClosedByServer)]"
 	if got := "[" + strings.Join(names, " ") + "]"; got != want {

@@ -2,7 +2,7 @@ package openvidu
 
 import (
 	"fmt"
-	"slices"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"testing"
 )
 
@@ -14,12 +14,12 @@ func TestTwoBrowsers(t *testing.T) {
 	e := startEnv(t, envOptions{})
 	tokA := e.token("room1", map[string]any{"role": "PUBLISHER", "data": "alice-server"})
 	tokB := e.token("room1", nil)
-	if evs := e.hooks.take(1); evs[0].Name() != "sessionCreated" || evs[0]["sessionId"] != "room1" {
+	if evs := e.hooks.Take(1); evs[0]["event"] != "sessionCreated" || evs[0]["sessionId"] != "room1" {
 		t.Fatalf("first event %v", evs)
 	}
 
-	a := dialBrowser(t, e, "alice")
-	ra := a.join(tokA)
+	a := ovtest.Dial(t, e.url, "alice")
+	ra := a.Join(tokA)
 	if ra["role"] != "PUBLISHER" || ra["version"] != Version || ra["session"] != "room1" || len(ra["value"].([]any)) != 0 {
 		t.Fatalf("join result %v", ra)
 	}
@@ -30,26 +30,26 @@ func TestTwoBrowsers(t *testing.T) {
 	if ra["metadata"] != `{"clientData":"alice"}%/%alice-server` {
 		t.Errorf("metadata %q", ra["metadata"])
 	}
-	streamA := a.publish()
+	streamA := a.Publish()
 
-	b := dialBrowser(t, e, "bob")
-	rb := b.join(tokB)
+	b := ovtest.Dial(t, e.url, "bob")
+	rb := b.Join(tokB)
 	value := rb["value"].([]any)
-	if len(value) != 1 || value[0].(map[string]any)["id"] != a.id {
+	if len(value) != 1 || value[0].(map[string]any)["id"] != a.ID() {
 		t.Fatalf("bob's join value %v", value)
 	}
 	streams := value[0].(map[string]any)["streams"].([]any)
 	if streams[0].(map[string]any)["id"] != streamA {
 		t.Fatalf("alice's stream in bob's join %v", streams)
 	}
-	a.waitNote("participantJoined", "id", b.id)
-	pb := b.subscribe(streamA)
-	streamB := b.publish()
-	a.waitNote("participantPublished", "id", b.id)
-	pa := a.subscribe(streamB)
+	a.WaitNote("participantJoined", "id", b.ID())
+	pb := b.Subscribe(streamA)
+	streamB := b.Publish()
+	a.WaitNote("participantPublished", "id", b.ID())
+	pa := a.Subscribe(streamB)
 
-	waitFor(t, "bob receives alice's video", func() bool { return pb.marked("alice") > 20 && pb.audio.Load() > 10 })
-	waitFor(t, "alice receives bob's video", func() bool { return pa.marked("bob") > 20 && pa.audio.Load() > 10 })
+	waitFor(t, "bob receives alice's video", func() bool { return pb.Marked("alice") > 20 && pb.Audio() > 10 })
+	waitFor(t, "alice receives bob's video", func() bool { return pa.Marked("bob") > 20 && pa.Audio() > 10 })
 
 	// One pipeline; per participant one publisher and one subscriber endpoint.
 	if eps, pipes := e.endpoints(); eps != 4 || pipes != 1 {
@@ -74,28 +74,28 @@ func TestTwoBrowsers(t *testing.T) {
 		t.Errorf("alice's subscribers %v", subs)
 	}
 
-	got := e.hooks.take(6)
+	got := e.hooks.Take(6)
 	want := []string{
-		"participantJoined(" + a.id + ")",
-		"webrtcConnectionCreated(" + a.id + ",OUTBOUND)",
-		"participantJoined(" + b.id + ")",
-		"webrtcConnectionCreated(" + b.id + ",INBOUND," + a.id + ")",
-		"webrtcConnectionCreated(" + b.id + ",OUTBOUND)",
-		"webrtcConnectionCreated(" + a.id + ",INBOUND," + b.id + ")",
+		"participantJoined(" + a.ID() + ")",
+		"webrtcConnectionCreated(" + a.ID() + ",OUTBOUND)",
+		"participantJoined(" + b.ID() + ")",
+		"webrtcConnectionCreated(" + b.ID() + ",INBOUND," + a.ID() + ")",
+		"webrtcConnectionCreated(" + b.ID() + ",OUTBOUND)",
+		"webrtcConnectionCreated(" + a.ID() + ",INBOUND," + b.ID() + ")",
 	}
-	checkSeq(t, got, want)
+	ovtest.CheckSeq(t, got, want)
 
-	a.must("leaveRoom", nil)
-	b.waitNote("participantLeft", "connectionId", a.id, "reason", "disconnect")
-	b.must("leaveRoom", nil)
-	got = e.hooks.takeUntil("sessionDestroyed")
-	checkSeq(t, got, []string{
-		"webrtcConnectionDestroyed(" + b.id + ",INBOUND," + a.id + ",disconnect)",
-		"webrtcConnectionDestroyed(" + a.id + ",INBOUND," + b.id + ",disconnect)",
-		"webrtcConnectionDestroyed(" + a.id + ",OUTBOUND,disconnect)",
-		"participantLeft(" + a.id + ",disconnect)",
-		"webrtcConnectionDestroyed(" + b.id + ",OUTBOUND,disconnect)",
-		"participantLeft(" + b.id + ",disconnect)",
+	a.Must("leaveRoom", nil)
+	b.WaitNote("participantLeft", "connectionId", a.ID(), "reason", "disconnect")
+	b.Must("leaveRoom", nil)
+	got = e.hooks.TakeUntil("sessionDestroyed")
+	ovtest.CheckSeq(t, got, []string{
+		"webrtcConnectionDestroyed(" + b.ID() + ",INBOUND," + a.ID() + ",disconnect)",
+		"webrtcConnectionDestroyed(" + a.ID() + ",INBOUND," + b.ID() + ",disconnect)",
+		"webrtcConnectionDestroyed(" + a.ID() + ",OUTBOUND,disconnect)",
+		"participantLeft(" + a.ID() + ",disconnect)",
+		"webrtcConnectionDestroyed(" + b.ID() + ",OUTBOUND,disconnect)",
+		"participantLeft(" + b.ID() + ",disconnect)",
 		"sessionDestroyed(lastParticipantLeft)",
 	})
 	if eps, pipes := e.endpoints(); eps != 0 || pipes != 0 {
@@ -103,27 +103,6 @@ func TestTwoBrowsers(t *testing.T) {
 	}
 	if code, _ := e.rest("GET", "/sessions/room1", nil); code != 404 {
 		t.Errorf("session still there: %d", code)
-	}
-}
-
-func checkSeq(t testing.TB, got []Event, want []string) {
-	t.Helper()
-	var have []string
-	for _, ev := range got {
-		have = append(have, summary(ev))
-	}
-	if !slices.Equal(have, want) {
-		t.Fatalf("webhook events:\n got %v\nwant %v", have, want)
-	}
-	for _, ev := range got {
-		for _, k := range []string{"timestamp", "sessionId", "uniqueSessionId"} {
-			if ev[k] == nil {
-				t.Errorf("%s lacks %s", ev.Name(), k)
-			}
-		}
-		if r, ok := ev["reason"]; ok && (r == "" || ev["startTime"] == nil || ev["duration"] == nil) {
-			t.Errorf("%s: end fields %v", ev.Name(), ev)
-		}
 	}
 }
 

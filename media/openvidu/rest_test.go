@@ -2,6 +2,7 @@ package openvidu
 
 import (
 	"encoding/json"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"strings"
 	"testing"
 )
@@ -183,8 +184,8 @@ func TestRESTConnections(t *testing.T) {
 		t.Errorf("delete twice: %d", code)
 	}
 	// A deleted pending connection's token no longer joins.
-	b := dialBrowser(t, e, "late")
-	if _, err := b.tryJoin(tok); err == nil || err.Code != codeUnauthorized {
+	b := ovtest.Dial(t, e.url, "late")
+	if _, err := b.TryJoin(tok); err == nil || err.Code != codeUnauthorized {
 		t.Errorf("join with a revoked token: %v", err)
 	}
 
