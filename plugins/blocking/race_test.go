@@ -1,0 +1,6 @@
+//go:build race
+
+package blocking
+
+// raceEnabled: the race detector's instrumentation allocates by itself.
+const raceEnabled = true
