@@ -8,10 +8,12 @@ import (
 	"github.com/hearth-im/hearth/media"
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
+	"github.com/hearth-im/hearth/plugins/blocking"
 	"github.com/hearth-im/hearth/plugins/carbons"
 	"github.com/hearth-im/hearth/plugins/csi"
 	"github.com/hearth-im/hearth/plugins/disco"
 	"github.com/hearth-im/hearth/plugins/extdisco"
+	"github.com/hearth-im/hearth/plugins/offline"
 	"github.com/hearth-im/hearth/plugins/ping"
 	"github.com/hearth-im/hearth/plugins/private"
 	"github.com/hearth-im/hearth/plugins/register"
@@ -40,6 +42,8 @@ func pluginList(d deps) []plugins.Info {
 		xversion.Plugin(),
 		xtime.Plugin(),
 		register.Plugin(),
+		offline.Plugin(),
+		blocking.Plugin(),
 		carbons.Plugin(),
 		vcard.Plugin(),
 		private.Plugin(),
