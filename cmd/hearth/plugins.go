@@ -13,6 +13,7 @@ import (
 	"github.com/hearth-im/hearth/plugins/csi"
 	"github.com/hearth-im/hearth/plugins/disco"
 	"github.com/hearth-im/hearth/plugins/extdisco"
+	"github.com/hearth-im/hearth/plugins/muc"
 	"github.com/hearth-im/hearth/plugins/offline"
 	"github.com/hearth-im/hearth/plugins/ping"
 	"github.com/hearth-im/hearth/plugins/private"
@@ -35,6 +36,9 @@ type deps struct {
 
 // pluginList is the binary's plugin list: the only place that names plugins.
 func pluginList(d deps) []plugins.Info {
+	// The video gateway reads the MUC service's rooms, so both share one
+	// Service; MUC comes first in the list so it starts first.
+	rooms := muc.NewService()
 	return []plugins.Info{
 		extdisco.Plugin(turnServices(d)),
 		disco.Plugin(),
@@ -48,7 +52,9 @@ func pluginList(d deps) []plugins.Info {
 		vcard.Plugin(),
 		private.Plugin(),
 		csi.Plugin(),
-		media.Plugin(media.Deps{TURN: d.turn, TURNHost: d.turnHost, MediaNodes: d.mediaNodes, HTTPURL: d.httpURL}),
+		rooms.Plugin(),
+		media.Plugin(media.Deps{TURN: d.turn, TURNHost: d.turnHost, MediaNodes: d.mediaNodes, HTTPURL: d.httpURL,
+			Rooms: media.NewRooms(rooms)}),
 	}
 }
 
