@@ -404,12 +404,19 @@ func (ss *session) ensurePipeline() error {
 	if ok {
 		return nil
 	}
-	node, client, err := ss.s.nodes.pick()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := ss.mediaCtx()
 	defer cancel()
+	node, client, err := ss.s.nodes.pick()
+	if err != nil {
+		// Right after start, or while a node reconnects: wait a little rather
+		// than fail the join at once.
+		if ss.s.nodes.ready(ctx) != nil {
+			return err
+		}
+		if node, client, err = ss.s.nodes.pick(); err != nil {
+			return err
+		}
+	}
 	pl, err := kurento.NewMediaPipeline(ctx, client)
 	if err != nil {
 		return err
