@@ -281,4 +281,3 @@ func errCond(el servertest.Element) string {
 	k := strings.LastIndex(rest[:j], "<")
 	return strings.TrimSpace(rest[k+1 : j])
 }
-
