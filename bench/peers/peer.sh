@@ -11,7 +11,8 @@
 #
 # KIND is hearth, prosody or ejabberd. CERT and KEY (environment) select a certificate;
 # by default DIR/cert.pem and DIR/key.pem are generated. hearth needs HEARTH_BIN (a built
-# binary); HEARTH_ADMIN sets its admin listener (default off).
+# binary); HEARTH_ADMIN sets its admin listener (default off). PEER_TLS=optional lets
+# Prosody accept clients without TLS, PLAIN included (to test hearth-bench --no-tls).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -32,8 +33,11 @@ listener_pid() { # PORT
 }
 
 render() { # TEMPLATE OUT DIR PORT DOMAIN CERT KEY
+	local require=true clear=false
+	if [[ ${PEER_TLS:-required} == optional ]]; then require=false clear=true; fi
 	sed -e "s|@DIR@|$3|g" -e "s|@PORT@|$4|g" -e "s|@DOMAIN@|$5|g" \
-		-e "s|@CERT@|$6|g" -e "s|@KEY@|$7|g" "$1" >"$2"
+		-e "s|@CERT@|$6|g" -e "s|@KEY@|$7|g" \
+		-e "s|@REQUIRE_TLS@|$require|g" -e "s|@PLAIN_IN_CLEAR@|$clear|g" "$1" >"$2"
 }
 
 ejabberdctl_for() { # DIR

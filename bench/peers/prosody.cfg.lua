@@ -36,8 +36,10 @@ network_settings = {
 	tcp_backlog = 4096;
 }
 
-c2s_require_encryption = true
-allow_unencrypted_plain_auth = false
+-- Both true/false by default; PEER_TLS=optional (peer.sh) makes them false/true so that
+-- hearth-bench --no-tls can be tested, PLAIN included.
+c2s_require_encryption = @REQUIRE_TLS@
+allow_unencrypted_plain_auth = @PLAIN_IN_CLEAR@
 authentication = "internal_hashed"
 -- Offer SCRAM-SHA-256 like hearth and ejabberd, so every peer runs the same mechanism.
 password_hash = "SHA-256"

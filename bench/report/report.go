@@ -145,9 +145,10 @@ func Render(lines []Line, meta Meta, reference string) string {
 	if len(auth) > 0 {
 		fmt.Fprintf(&b, "Authentication: %s.\n\n", strings.Join(sortedSet(auth), "; "))
 	}
-	fmt.Fprintf(&b, "Medians over %d round(s); each round runs every scenario against every server, "+
-		"in rotated order. Ratios are peer ÷ %s: above 1 means the peer's figure is larger "+
-		"(better where higher is better, worse where lower is better).\n\n", len(rounds), reference)
+	fmt.Fprintf(&b, "Medians over %d round(s), with the lowest and highest round in parentheses; each round "+
+		"runs every scenario against every server, in rotated order. Ratios are of the medians, peer ÷ %s: "+
+		"above 1 means the peer's figure is larger (better where higher is better, worse where lower "+
+		"is better).\n\n", len(rounds), reference)
 
 	// Table.
 	b.WriteString("| metric | better |")
@@ -174,11 +175,15 @@ func Render(lines []Line, meta Meta, reference string) string {
 	b.WriteString("\n")
 	for _, row := range Rows {
 		vals := map[string]float64{}
+		spread := map[string]string{}
 		any := false
 		for _, s := range servers {
-			v, ok := median(lines, s, row.Scenario, row.Metric)
-			if ok {
-				vals[s] = v
+			xs := values(lines, s, row.Scenario, row.Metric)
+			if len(xs) > 0 {
+				vals[s] = stats.Median(xs)
+				if lo, hi := slices.Min(xs), slices.Max(xs); len(xs) > 1 && lo != hi {
+					spread[s] = " (" + format(lo) + "–" + format(hi) + ")"
+				}
 				any = true
 			}
 		}
@@ -192,7 +197,7 @@ func Render(lines []Line, meta Meta, reference string) string {
 		fmt.Fprintf(&b, "| %s | %s |", row.Label, better)
 		for _, s := range servers {
 			if v, ok := vals[s]; ok {
-				b.WriteString(" " + format(v) + " |")
+				b.WriteString(" " + format(v) + spread[s] + " |")
 			} else {
 				b.WriteString(" — |")
 			}
@@ -238,6 +243,11 @@ func Render(lines []Line, meta Meta, reference string) string {
 			case ok < total:
 				problems = append(problems, fmt.Sprintf("- %s, %s: %d of %d rounds failed: %s", s, sc, total-ok, total, strings.Join(errs, "; ")))
 			}
+		}
+	}
+	for _, l := range lines {
+		if !l.OK && !slices.Contains(scenarios, l.Scenario) {
+			problems = append(problems, fmt.Sprintf("- %s, %s (round %d): %s", l.Server, l.Scenario, l.Round, l.Error))
 		}
 	}
 	if len(problems) > 0 {
@@ -331,7 +341,8 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	return Update(*doc, block)
 }
 
-func median(lines []Line, server, scenario, metric string) (float64, bool) {
+// values returns a metric's figures over the rounds of one server and scenario.
+func values(lines []Line, server, scenario, metric string) []float64 {
 	var xs []float64
 	for _, l := range lines {
 		if l.Server != server || l.Scenario != scenario {
@@ -341,10 +352,7 @@ func median(lines []Line, server, scenario, metric string) (float64, bool) {
 			xs = append(xs, v)
 		}
 	}
-	if len(xs) == 0 {
-		return 0, false
-	}
-	return stats.Median(xs), true
+	return xs
 }
 
 func serverOrder(lines []Line, reference string) []string {

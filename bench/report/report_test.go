@@ -14,6 +14,7 @@ const results = `
 {"scenario":"chat","server":"hearth","round":3,"ok":false,"error":"2 messages lost","metrics":{"delivered_per_s":40000,"latency_p99_ms":6}}
 {"scenario":"chat","server":"prosody","round":2,"ok":true,"metrics":{"delivered_per_s":11000,"latency_p99_ms":30}}
 not json at all
+{"scenario":"start","server":"ejabberd","round":2,"ok":false,"error":"server did not start","metrics":{}}
 {"scenario":"muc","server":"prosody","round":1,"ok":false,"error":"MUC not available at conference.localhost","metrics":{}}
 `
 
@@ -22,20 +23,22 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 6 {
+	if len(lines) != 7 {
 		t.Fatalf("read %d lines", len(lines))
 	}
 	out := Render(lines, Meta{Date: "2026-01-01", Machine: map[string]any{"nproc": 2}, Caveats: []string{"shared machine"}}, "hearth")
 	for _, want := range []string{
-		"| metric | better | hearth | prosody | prosody ÷ hearth |",
+		// ejabberd never started: a column of dashes, not a missing column.
+		"| metric | better | hearth | prosody | ejabberd | prosody ÷ hearth | ejabberd ÷ hearth |",
 		// hearth's median of 30000, 40000, 50000; prosody's of 9000 and 11000.
-		"| chat: messages delivered/s | higher | 40000 | 10000 | 0.25 |",
-		"| chat: p99 latency, ms | lower | 5.00 | 25.0 | 5.00 |",
+		"| chat: messages delivered/s | higher | 40000 (30000–50000) | 10000 (9000–11000) | — | 0.25 | — |",
+		"| chat: p99 latency, ms | lower | 5.00 (4.00–6.00) | 25.0 (20.0–30.0) | — | 5.00 | — |",
 		"- hearth, chat: 1 of 3 rounds failed: 2 messages lost",
 		"- prosody, muc: 1 of 1 rounds failed: MUC not available at conference.localhost",
 		"- hearth, muc: not run",
 		"Machine: nproc: 2.",
 		"- shared machine",
+		"- ejabberd, start (round 2): server did not start",
 		"Authentication: prosody: SCRAM-SHA-256 over STARTTLS.",
 	} {
 		if !strings.Contains(out, want) {

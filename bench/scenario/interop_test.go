@@ -16,7 +16,7 @@ import (
 
 // startProsody runs a private Prosody (bench/peers/peer.sh, the same configuration as
 // compare.sh) on a free loopback port and returns its address and process id.
-func startProsody(t *testing.T) (string, int) {
+func startProsody(t *testing.T, env ...string) (string, int) {
 	t.Helper()
 	if os.Getenv("HEARTH_INTEROP") != "1" {
 		t.Skip("interop test against a real Prosody: set HEARTH_INTEROP=1 (install with bench/testdeps.sh)")
@@ -35,7 +35,9 @@ func startProsody(t *testing.T) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(script, "start", "prosody", dir, strconv.Itoa(port), "localhost").Output()
+	cmd := exec.Command(script, "start", "prosody", dir, strconv.Itoa(port), "localhost")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -146,5 +148,34 @@ func TestScenariosAgainstProsody(t *testing.T) {
 	bl := Login(ctx, &bad, LoginParams{N: 2, First: 0, Parallel: 2})
 	if bl.OK || bl.Failures["login: sasl: not-authorized"] != 2 {
 		t.Errorf("bad password: ok=%v failures=%v", bl.OK, bl.Failures)
+	}
+}
+
+// TestNoTLSIsLabelled logs in without STARTTLS against a Prosody that allows it: SCRAM
+// is still preferred, PLAIN is used only when asked for, and the results say that the
+// session was unencrypted.
+func TestNoTLSIsLabelled(t *testing.T) {
+	addr, pid := startProsody(t, "PEER_TLS=optional")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tg := &Target{
+		Client:   client.Config{Addr: addr, Domain: "localhost", Timeout: 20 * time.Second, Cache: client.NewKeyCache(), TLS: client.DefaultTLS()},
+		UserFmt:  "c%d",
+		Password: "clear",
+		Label:    "prosody",
+		PID:      pid,
+	}
+	if r := Accounts(ctx, tg, AccountsParams{N: 2, Method: "register", Verify: true}); !r.OK {
+		t.Fatalf("accounts over TLS: %s %v", r.Error, r.Failures)
+	}
+	tg.Client.NoTLS = true
+	r := Login(ctx, tg, LoginParams{N: 2, Parallel: 2})
+	if !r.OK || r.Auth != "SCRAM-SHA-256 without TLS (unencrypted)" {
+		t.Fatalf("SCRAM without TLS: ok=%v auth=%q error=%s %v", r.OK, r.Auth, r.Error, r.Failures)
+	}
+	tg.Client.Mech = "PLAIN"
+	r = Login(ctx, tg, LoginParams{N: 2, Parallel: 2})
+	if !r.OK || r.Auth != "PLAIN without TLS (UNENCRYPTED, password in clear)" {
+		t.Fatalf("PLAIN without TLS: ok=%v auth=%q error=%s %v", r.OK, r.Auth, r.Error, r.Failures)
 	}
 }
