@@ -16,12 +16,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hearth-im/hearth/server"
+	"github.com/hearth-im/hearth/server/wire"
 	"github.com/hearth-im/hearth/storage"
 )
 
@@ -69,10 +73,17 @@ type Host struct {
 	Props *storage.Props
 	Log   *slog.Logger
 
-	mgr    *Manager
-	mu     sync.Mutex
-	stops  []func()
-	routes []*route
+	mgr     *Manager
+	mu      sync.Mutex
+	stops   []func()
+	routes  []*route
+	syncs   map[string]syncWait
+	syncSeq uint64
+}
+
+type syncWait struct {
+	sess *server.Session
+	done chan struct{}
 }
 
 // Server returns the XMPP core.
@@ -124,6 +135,56 @@ func (h *Host) HandleHTTP(admin bool, pattern string, handler http.Handler) {
 	h.routes = append(h.routes, r)
 	h.mu.Unlock()
 	h.onStop(func() { h.mgr.removeRoute(r) })
+}
+
+// Synced sends sess an XEP-0199 ping and waits for the answer until ctx ends:
+// once it comes, the client has read everything queued to it before the ping.
+// A plugin that sends many stanzas at once (stored messages, archives) paces
+// itself with it, so it never fills the session's outbound queue and gets the
+// session ended as a slow consumer. It reports whether the answer came.
+func (h *Host) Synced(ctx context.Context, sess *server.Session) bool {
+	h.mu.Lock()
+	if h.syncs == nil {
+		h.syncs = map[string]syncWait{}
+		// First, so that no other hook (blocking, say) takes the answer.
+		h.HookInbound(math.MaxInt32, h.syncAnswer)
+	}
+	h.syncSeq++
+	id := "sync-" + h.Name + "-" + strconv.FormatUint(h.syncSeq, 10)
+	w := syncWait{sess: sess, done: make(chan struct{})}
+	h.syncs[id] = w
+	h.mu.Unlock()
+	defer func() { h.mu.Lock(); delete(h.syncs, id); h.mu.Unlock() }()
+	ping := "<iq type='get' id='" + id + "' from='" + wire.Escape(h.Server().Domain().String()) +
+		"' to='" + wire.Escape(sess.Full()) + "'><ping xmlns='" + server.NSPing + "'/></iq>"
+	if !sess.Send([]byte(ping)) {
+		return false
+	}
+	select {
+	case <-w.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// syncAnswer takes the answers to Synced's pings (a result, or an error from
+// a client without XEP-0199: either way it has read the ping).
+func (h *Host) syncAnswer(st *server.Stanza) (server.Verdict, error) {
+	if st.Name != "iq" || (st.Type != "result" && st.Type != "error") || !strings.HasPrefix(st.ID, "sync-") {
+		return server.Continue, nil
+	}
+	h.mu.Lock()
+	w, ok := h.syncs[st.ID]
+	if ok && w.sess == st.Session {
+		delete(h.syncs, st.ID)
+	}
+	h.mu.Unlock()
+	if !ok || w.sess != st.Session {
+		return server.Continue, nil
+	}
+	close(w.done)
+	return server.Stop, nil
 }
 
 func (h *Host) onStop(fn func()) {

@@ -15,9 +15,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hearth-im/hearth/plugins"
@@ -26,7 +24,6 @@ import (
 	"github.com/hearth-im/hearth/storage"
 	"mellium.im/xmpp/delay"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -36,10 +33,9 @@ const PropMaxPerUser = "offline.max-per-user"
 const (
 	nsHints      = "urn:xmpp:hints"
 	nsChatStates = "http://jabber.org/protocol/chatstates"
-	pingPrefix   = "offline-"
-	// pongWait bounds the wait for a client to read one batch; what is left
+	// syncWait bounds the wait for a client to read one batch; what is left
 	// stays stored for its next initial presence.
-	pongWait = time.Minute
+	syncWait = time.Minute
 )
 
 // Plugin describes the offline plugin.
@@ -68,11 +64,11 @@ type offline struct {
 	h      *plugins.Host
 	srv    *server.Server
 	domain string
-	seq    atomic.Uint64
 
 	mu     sync.Mutex
 	closed bool
-	done   chan struct{}
+	ctx    context.Context // ends when the plugin stops
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
@@ -83,17 +79,15 @@ type offline struct {
 type mailbox struct {
 	mu             sync.Mutex
 	running, again bool
-	pingID         string
-	pong           chan struct{}
 }
 
 type mailboxKey struct{}
 
 func (o *offline) Start(h *plugins.Host) error {
-	o.h, o.srv, o.domain, o.done = h, h.Server(), h.Server().Domain().String(), make(chan struct{})
+	o.h, o.srv, o.domain = h, h.Server(), h.Server().Domain().String()
+	o.ctx, o.cancel = context.WithCancel(context.Background())
 	h.Feature(server.ToServer, "msgoffline") // XEP-0160 §5
 	h.HookOffline(0, o.store)
-	h.HookInbound(100, o.pong)
 	server.OnEvent(h.Scope, o.presence)
 	return nil
 }
@@ -101,7 +95,7 @@ func (o *offline) Start(h *plugins.Host) error {
 func (o *offline) Stop() error {
 	o.mu.Lock()
 	o.closed = true
-	close(o.done)
+	o.cancel()
 	o.mu.Unlock()
 	o.wg.Wait()
 	return nil
@@ -225,7 +219,7 @@ func (o *offline) drain(sess *server.Session, mb *mailbox) {
 		if err != nil {
 			o.h.Log.Error("offline: deliver", "jid", sess.Full(), "err", err)
 		}
-		if err == nil && more && o.await(sess, mb) {
+		if err == nil && more && o.synced(sess) {
 			continue
 		}
 		mb.mu.Lock()
@@ -295,45 +289,9 @@ func (o *offline) deliver(sess *server.Session) (more bool, err error) {
 	return more, err
 }
 
-// await pings the client after a batch and waits for the answer, which comes
-// after the client has read the batch (XEP-0199 §4.2 round trip).
-func (o *offline) await(sess *server.Session, mb *mailbox) bool {
-	id := fmt.Sprintf("%s%d", pingPrefix, o.seq.Add(1))
-	ch := make(chan struct{})
-	mb.mu.Lock()
-	mb.pingID, mb.pong = id, ch
-	mb.mu.Unlock()
-	if !sess.Send(fmt.Appendf(nil, "<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='%s'/></iq>",
-		id, wire.Escape(o.domain), wire.Escape(sess.Full()), ping.NS)) {
-		return false
-	}
-	t := time.NewTimer(pongWait)
-	defer t.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-t.C:
-	case <-o.done:
-	}
-	return false
-}
-
-// pong takes the answers to await's pings off the inbound path.
-func (o *offline) pong(st *server.Stanza) (server.Verdict, error) {
-	if st.Name != "iq" || (st.Type != "result" && st.Type != "error") || !strings.HasPrefix(st.ID, pingPrefix) ||
-		!st.To.Equal(jid.JID{}) && !st.To.Equal(o.srv.Domain()) {
-		return server.Continue, nil
-	}
-	mb, _ := st.Session.Value(mailboxKey{}).(*mailbox)
-	if mb == nil {
-		return server.Continue, nil
-	}
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	if mb.pong == nil || st.ID != mb.pingID {
-		return server.Continue, nil
-	}
-	close(mb.pong)
-	mb.pong = nil
-	return server.Stop, nil
+// synced waits until the client has read the batch (plugins.Host.Synced).
+func (o *offline) synced(sess *server.Session) bool {
+	ctx, cancel := context.WithTimeout(o.ctx, syncWait)
+	defer cancel()
+	return o.h.Synced(ctx, sess)
 }
