@@ -1,12 +1,10 @@
 package openvidu
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"github.com/hearth-im/hearth/media/openvidu/ovtest"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,44 +121,5 @@ func TestNodeClient(t *testing.T) {
 	want := "[sessionCreated sessionCreated sessionDestroyed(sessionClosedByServer) sessionDestroyed(sessionClosedByServer)]"
 	if got := "[" + strings.Join(names, " ") + "]"; got != want {
 		t.Errorf("webhooks %s, want %s", got, want)
-	}
-}
-
-// lineReader reads a child's stdout line by line with a deadline.
-type lineReader struct {
-	t     testing.TB
-	lines chan string
-}
-
-func newLineReader(t testing.TB, r io.Reader) *lineReader {
-	lr := &lineReader{t: t, lines: make(chan string, 100)}
-	go func() {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			lr.lines <- sc.Text()
-		}
-		close(lr.lines)
-	}()
-	return lr
-}
-
-// expect returns the next line starting with prefix (skipping log lines).
-func (lr *lineReader) expect(prefix string, timeout time.Duration) string {
-	lr.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case l, ok := <-lr.lines:
-			if !ok {
-				lr.t.Fatalf("script ended before %q", prefix)
-			}
-			if rest, ok := strings.CutPrefix(l, prefix); ok {
-				return strings.TrimSpace(rest)
-			}
-			lr.t.Logf("script: %s", l)
-		case <-deadline:
-			lr.t.Fatalf("script did not print %q in time", prefix)
-		}
 	}
 }
