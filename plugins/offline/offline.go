@@ -65,11 +65,10 @@ type offline struct {
 	srv    *server.Server
 	domain string
 
-	mu     sync.Mutex
-	closed bool
+	mu     sync.Mutex      // orders Stop against new drains
 	ctx    context.Context // ends when the plugin stops
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the running drains
 }
 
 // mailbox is a session's delivery state, created at its first non-negative
@@ -94,7 +93,6 @@ func (o *offline) Start(h *plugins.Host) error {
 
 func (o *offline) Stop() error {
 	o.mu.Lock()
-	o.closed = true
 	o.cancel()
 	o.mu.Unlock()
 	o.wg.Wait()
@@ -204,7 +202,7 @@ func (o *offline) kick(sess *server.Session, mb *mailbox) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
+	if o.ctx.Err() != nil {
 		return
 	}
 	mb.running = true
