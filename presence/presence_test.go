@@ -89,7 +89,9 @@ func TestInitialPresenceBroadcastAndProbes(t *testing.T) {
 	}
 	// Nothing from carol (alice has no subscription to her), nothing to dave.
 	mark(b1, a2, isPresence(c.JID, ""))
-	mark(b1, d, func(el servertest.Element) bool { return el.Local == "presence" && strings.HasPrefix(el.Attrs["from"], "alice@") })
+	mark(b1, d, func(el servertest.Element) bool {
+		return el.Local == "presence" && strings.HasPrefix(el.Attrs["from"], "alice@")
+	})
 
 	en.waitFor(t, "PresenceChanged of alice/tablet", func() bool {
 		for _, ev := range en.presence {
