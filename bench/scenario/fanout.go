@@ -102,7 +102,7 @@ func (rs *rosterState) countBoth(jids []string) int {
 	return n
 }
 
-var rosterGet = []byte("<iq type='get' id='roster1'><query xmlns='" + client.NSRoster + "'/></iq>")
+const rosterGet = "<iq type='get' id='roster1'><query xmlns='" + client.NSRoster + "'/></iq>"
 
 // Fanout measures presence fan-out: a user with K online contacts (mutual
 // subscriptions) comes online, which the server answers with K probes' worth of
@@ -219,7 +219,7 @@ func Fanout(ctx context.Context, t *Target, p FanoutParams) *Result {
 	}
 	cs := cg.sessions[0]
 	// A client fetches its roster before going online (RFC 6121 §2.2).
-	if err := cs.conn.Send(rosterGet); err != nil {
+	if err := cs.conn.Send([]byte(rosterGet)); err != nil {
 		return r.fail(err).finish(ctx)
 	}
 	if err := rs.wait(ctx); err != nil {
@@ -306,7 +306,7 @@ func prepareRoster(ctx context.Context, t *Target, p FanoutParams, center string
 		return 0, fmt.Errorf("central user %s cannot log in: %v", center, cg.failures)
 	}
 	cs := cg.sessions[0]
-	if err := cs.conn.Send(rosterGet); err != nil {
+	if err := cs.conn.Send([]byte(rosterGet)); err != nil {
 		return 0, err
 	}
 	if err := rs.wait(ctx); err != nil {
