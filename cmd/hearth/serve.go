@@ -23,6 +23,7 @@ import (
 	"github.com/hearth-im/hearth/media/node"
 	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins"
+	"github.com/hearth-im/hearth/presence"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/storage"
 	"github.com/pion/webrtc/v4"
@@ -102,17 +103,18 @@ func logLevel() slog.Level {
 
 // app is a running hearth: everything start wired together.
 type app struct {
-	f       *serveFlags
-	log     *slog.Logger
-	turn    *turn.Server
-	node    *node.Node
-	db      *storage.DB
-	srv     *server.Server
-	plugins *plugins.Manager
-	addrs   map[string]net.Addr
-	https   []*http.Server
-	cancel  context.CancelFunc
-	done    []chan error
+	f        *serveFlags
+	log      *slog.Logger
+	turn     *turn.Server
+	node     *node.Node
+	db       *storage.DB
+	srv      *server.Server
+	plugins  *plugins.Manager
+	presence *presence.Engine
+	addrs    map[string]net.Addr
+	https    []*http.Server
+	cancel   context.CancelFunc
+	done     []chan error
 }
 
 func listen(addr string) (net.Listener, error) {
@@ -158,6 +160,13 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 			}
 		}
 	})
+	// Rosters, subscriptions, presence and last activity (RFC 6121, XEP-0012).
+	if a.presence, err = presence.New(a.srv, db, presence.Options{Log: log}); err != nil {
+		return nil, err
+	}
+	if err := a.presence.Start(); err != nil {
+		return nil, err
+	}
 	props := db.Props()
 	if f.turn != "off" && f.turn != "" {
 		a.turn, err = turn.New(turn.Config{
@@ -268,6 +277,10 @@ func (a *app) stop() error {
 	var errs []error
 	if a.srv != nil {
 		errs = append(errs, a.srv.Shutdown(ctx))
+	}
+	if a.presence != nil {
+		// After the shutdown: every session's unavailable presence is recorded.
+		errs = append(errs, a.presence.Stop())
 	}
 	for _, hs := range a.https {
 		hs.Shutdown(ctx)
