@@ -15,6 +15,7 @@ import (
 	"github.com/hearth-im/hearth/media/kurento"
 	"github.com/hearth-im/hearth/media/node"
 	"github.com/hearth-im/hearth/media/openvidu/ovtest"
+	"github.com/hearth-im/hearth/media/turn"
 	"github.com/hearth-im/hearth/plugins/muc"
 	"github.com/hearth-im/hearth/plugins/plugintest"
 	"github.com/hearth-im/hearth/server/servertest"
@@ -38,7 +39,10 @@ type env struct {
 	users map[string]bool
 }
 
-func startEnv(t *testing.T) *env {
+func startEnv(t *testing.T) *env { return startEnvTURN(t, nil) }
+
+// startEnvTURN is startEnv with a TURN server whose credentials go into tokens.
+func startEnvTURN(t *testing.T, ts *turn.Server) *env {
 	t.Helper()
 	n, err := node.New(node.Config{Tick: 50 * time.Millisecond, RemoteIPFilter: func(ip net.IP) bool { return ip.IsLoopback() }})
 	if err != nil {
@@ -58,6 +62,8 @@ func startEnv(t *testing.T) *env {
 		HTTPURL:    func() string { return *httpURL.Load() },
 		Kurento:    kurento.Options{RequestTimeout: 5 * time.Second},
 		Rooms:      media.NewRooms(svc),
+		TURN:       ts,
+		TURNHost:   func() string { return "127.0.0.1" },
 	})
 	e, mgr := plugintest.Start(t, servertest.Options{Props: map[string]string{
 		media.PropWebhookURL: hooks.URL, media.PropSecret: secret,
