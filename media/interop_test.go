@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"bufio"
 	"io"
 	"log/slog"
 	"net"
@@ -45,7 +46,10 @@ func startOccupant(t *testing.T, e *env, user, nick string) *occupant {
 	}
 	o := &occupant{in: in, lines: make(chan string, 10)}
 	go func() {
-		io.Copy(lineWriter(o.lines), out)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			o.lines <- sc.Text()
+		}
 		close(o.lines)
 	}()
 	t.Cleanup(func() {
@@ -66,16 +70,6 @@ func startOccupant(t *testing.T, e *env, user, nick string) *occupant {
 	}
 	o.role, o.token = f[0], f[1]
 	return o
-}
-
-// lineWriter splits what is written into lines.
-type lineWriter chan string
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w <- l
-	}
-	return len(p), nil
 }
 
 func (o *occupant) expect(t *testing.T, prefix string) string {
