@@ -63,9 +63,10 @@ type blocker struct {
 	rosters *storage.RosterStore
 	seq     atomic.Uint64
 
-	edit  sync.Mutex   // one change at a time: database, presence, then cache
-	mu    sync.RWMutex // guards lists
-	lists map[string]list
+	edit sync.Mutex // one change at a time: database, presence, then cache
+	// lists maps users to their blocklists (users without one are absent). The
+	// map is replaced, never changed: a lookup is one atomic load.
+	lists atomic.Pointer[map[string]list]
 }
 
 type (
@@ -74,7 +75,8 @@ type (
 )
 
 func (b *blocker) Start(h *plugins.Host) error {
-	b.h, b.srv, b.domain, b.lists = h, h.Server(), h.Server().Domain().String(), map[string]list{}
+	b.h, b.srv, b.domain = h, h.Server(), h.Server().Domain().String()
+	lists := map[string]list{}
 	rows, err := h.DB.Reader().Query(`SELECT user, jid FROM blocklist`)
 	if err != nil {
 		return fmt.Errorf("blocking: load: %w", err)
@@ -85,12 +87,13 @@ func (b *blocker) Start(h *plugins.Host) error {
 			rows.Close()
 			return fmt.Errorf("blocking: load: %w", err)
 		}
-		if b.lists[user] == nil {
-			b.lists[user] = list{}
+		if lists[user] == nil {
+			lists[user] = list{}
 		}
-		b.lists[user][j] = struct{}{}
+		lists[user][j] = struct{}{}
 	}
 	rows.Close()
+	b.lists.Store(&lists)
 	if b.rosters, err = storage.NewRosterStore(h.DB, storage.RosterOptions{CachedRosters: 64}); err != nil {
 		return err
 	}
@@ -105,7 +108,11 @@ func (b *blocker) Start(h *plugins.Host) error {
 			ev.Session.SetValue(presenceKey{}, ev.Raw)
 		}
 	})
-	server.OnEvent(h.Scope, func(ev server.UserDeleted) { b.publish(ev.User, nil) })
+	server.OnEvent(h.Scope, func(ev server.UserDeleted) {
+		b.edit.Lock()
+		defer b.edit.Unlock()
+		b.publish(ev.User, nil)
+	})
 	return rows.Err()
 }
 
@@ -120,19 +127,18 @@ func (b *blocker) listOf(j jid.JID) list {
 	if j.Domainpart() != b.domain {
 		return nil
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.lists[j.Localpart()]
+	return (*b.lists.Load())[j.Localpart()]
 }
 
+// publish replaces user's list; the caller holds b.edit.
 func (b *blocker) publish(user string, l list) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	lists := maps.Clone(*b.lists.Load())
 	if len(l) == 0 {
-		delete(b.lists, user)
+		delete(lists, user)
 	} else {
-		b.lists[user] = l
+		lists[user] = l
 	}
+	b.lists.Store(&lists)
 }
 
 // sameAccount compares bytes: comparing two converted strings would allocate.
