@@ -34,22 +34,24 @@ func iq(c *servertest.Client, id, typ, payload string) servertest.Element {
 	return c.IQ("<iq type='"+typ+"' id='"+id+"'>"+payload+"</iq>", id)
 }
 
-func block(c *servertest.Client, id string, jids ...string) servertest.Element {
+// command sends <block/> or <unblock/> with an item per JID.
+func command(c *servertest.Client, id, local string, jids ...string) servertest.Element {
 	c.T.Helper()
-	p := "<block xmlns='" + ns + "'>"
+	p := "<" + local + " xmlns='" + ns + "'>"
 	for _, j := range jids {
 		p += "<item jid='" + j + "'/>"
 	}
-	return iq(c, id, "set", p+"</block>")
+	return iq(c, id, "set", p+"</"+local+">")
+}
+
+func block(c *servertest.Client, id string, jids ...string) servertest.Element {
+	c.T.Helper()
+	return command(c, id, "block", jids...)
 }
 
 func unblock(c *servertest.Client, id string, jids ...string) servertest.Element {
 	c.T.Helper()
-	p := "<unblock xmlns='" + ns + "'>"
-	for _, j := range jids {
-		p += "<item jid='" + j + "'/>"
-	}
-	return iq(c, id, "set", p+"</unblock>")
+	return command(c, id, "unblock", jids...)
 }
 
 func ok(t *testing.T, el servertest.Element) {
