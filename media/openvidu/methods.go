@@ -30,6 +30,10 @@ func (c *rpcConn) handle(r rpcRequest) (map[string]any, *rpcError) {
 	case "closeSession":
 		return map[string]any{"value": "bye"}, nil
 	}
+	if !knownMethods[r.Method] {
+		// OpenVidu ignores unknown methods and lets the browser time out; answer.
+		return nil, rpcErr(codeMethodNotFound, "Method not found: "+r.Method)
+	}
 	p := c.participant()
 	if p == nil {
 		// RpcHandler.handleRequest: nothing but joinRoom before joinRoom.
@@ -127,8 +131,17 @@ func (c *rpcConn) handle(r rpcRequest) (map[string]any, *rpcError) {
 	case "subscribeToSpeechToText", "unsubscribeFromSpeechToText", "sessionStatus":
 		return nil, rpcErr(codeGeneric, r.Method+" is not supported")
 	}
-	// OpenVidu ignores unknown methods and lets the browser time out; answer instead.
 	return nil, rpcErr(codeMethodNotFound, "Method not found: "+r.Method)
+}
+
+// knownMethods are the client methods of video.md §3.3 (ProtocolElements).
+var knownMethods = map[string]bool{
+	"leaveRoom": true, "publishVideo": true, "unpublishVideo": true, "receiveVideoFrom": true,
+	"unsubscribeFromVideo": true, "onIceCandidate": true, "sendMessage": true, "streamPropertyChanged": true,
+	"videoData": true, "forceDisconnect": true, "forceUnpublish": true, "reconnectStream": true,
+	"prepareReceiveVideoFrom": true, "applyFilter": true, "execFilterMethod": true, "removeFilter": true,
+	"addFilterEventListener": true, "removeFilterEventListener": true, "subscribeToSpeechToText": true,
+	"unsubscribeFromSpeechToText": true, "sessionStatus": true,
 }
 
 // onActor runs fn on p's session actor, unless p has left meanwhile.

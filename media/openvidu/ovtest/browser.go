@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )
@@ -67,6 +68,13 @@ type RPCError struct {
 }
 
 func (e *RPCError) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Message) }
+
+// RPCID is the RPC session id the join result carried, which connect resumes.
+func (b *Browser) RPCID() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rpcID
+}
 
 // ID is the browser's connection id (after Join).
 func (b *Browser) ID() string {
@@ -399,6 +407,11 @@ func newPeer(t testing.TB, b *Browser, owner string) *Peer {
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// Late candidates of a replaced PeerConnection are dropped, as in a browser;
+	// pion logs that at ERROR level.
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelDisabled
+	se.LoggerFactory = lf
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	must(t, err)

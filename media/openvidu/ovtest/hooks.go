@@ -18,7 +18,15 @@ type HookReceiver struct {
 	URL  string
 	mu   sync.Mutex
 	got  []map[string]any
+	fail int
 	wake chan struct{}
+}
+
+// Fail makes the receiver answer the next n posts with HTTP 500.
+func (h *HookReceiver) Fail(n int) {
+	h.mu.Lock()
+	h.fail = n
+	h.mu.Unlock()
 }
 
 // NewHookReceiver starts a receiver on loopback; URL is where to post.
@@ -33,6 +41,12 @@ func NewHookReceiver(t testing.TB) *HookReceiver {
 			t.Errorf("webhook body: %v", err)
 		}
 		h.mu.Lock()
+		if h.fail > 0 {
+			h.fail--
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
 		h.got = append(h.got, ev)
 		h.mu.Unlock()
 		select {
