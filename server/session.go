@@ -171,13 +171,11 @@ func (s *Session) Send(b []byte) bool {
 		s.End(EndSlowConsumer, "policy-violation", "outbound queue full")
 		return false
 	}
-	if s.sm != nil {
+	if s.detached {
+		// Kept, counted, for retransmission when the client resumes.
 		s.sm.sent(b)
-		if s.detached {
-			// Kept for retransmission when the client resumes.
-			s.mu.Unlock()
-			return true
-		}
+		s.mu.Unlock()
+		return true
 	}
 	s.q = append(s.q, b)
 	s.qBytes += len(b)
@@ -209,6 +207,9 @@ func (s *Session) writeLoop() {
 			return
 		}
 		batch := s.q
+		for _, b := range batch {
+			s.sm.account(b)
+		}
 		if r := s.sm.request(); r != nil {
 			batch = append(batch, r)
 		}

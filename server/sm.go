@@ -25,14 +25,37 @@ const PropSMResumeTimeout = "sm.resume-timeout"
 // maxUnacked bounds the stanzas kept for a client that never acknowledges.
 const maxUnacked = 10000
 
+// Outbound stanzas are counted by the writer, in the order they go on the
+// wire, from the <enabled/> element on: the count then matches the client's
+// by construction, whatever was queued while <enable/> was being handled.
 type smState struct {
 	id        string
 	resumable bool
 	in        uint32   // stanzas received from the client (its h)
-	out       uint32   // stanzas queued to the client
+	out       uint32   // stanzas written (or kept while detached) after <enabled/>
 	unacked   [][]byte // stanzas out-len(unacked)+1 .. out
 	unackedB  int
-	asked     bool // an <r/> is outstanding
+	asked     bool   // an <r/> is outstanding
+	counting  bool   // <enabled/> has been written
+	mark      []byte // the <enabled/> element, to recognise it in the queue
+	skip      int    // queued elements not to count (<resumed/> and resent stanzas)
+}
+
+func isStanza(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("<message")) || bytes.HasPrefix(b, []byte("<presence")) || bytes.HasPrefix(b, []byte("<iq"))
+}
+
+// account counts one element the writer is about to write.
+func (m *smState) account(b []byte) {
+	switch {
+	case m == nil:
+	case m.skip > 0:
+		m.skip--
+	case !m.counting:
+		m.counting = len(b) > 0 && len(m.mark) > 0 && &b[0] == &m.mark[0]
+	case isStanza(b):
+		m.sent(b)
+	}
 }
 
 func (m *smState) bytes() int {
@@ -105,9 +128,7 @@ func (s *Server) handleSM(x *Session, el *wire.Element) {
 			return
 		}
 		v, _ := el.Attr("resume")
-		x.sm = &smState{id: randomID(16), resumable: v == "true" || v == "1"}
-		sm := x.sm
-		x.mu.Unlock()
+		sm := &smState{id: randomID(16), resumable: v == "true" || v == "1"}
 		b := []byte("<enabled xmlns='urn:xmpp:sm:3' id='" + sm.id + "'")
 		if sm.resumable {
 			s.sm.mu.Lock()
@@ -117,7 +138,10 @@ func (s *Server) handleSM(x *Session, el *wire.Element) {
 			b = strconv.AppendInt(b, int64(s.resumeTimeout()/time.Second), 10)
 			b = append(b, '\'')
 		}
-		x.sendNonza(append(b, "/>"...))
+		sm.mark = append(b, "/>"...)
+		x.sm = sm
+		x.mu.Unlock()
+		x.sendNonza(sm.mark)
 	case "r":
 		x.mu.Lock()
 		if x.sm == nil {
@@ -186,7 +210,10 @@ func (x *Session) detach(conn transport) bool {
 		return true
 	}
 	x.detached = true
-	x.q, x.qBytes = nil, 0 // everything counted is in sm.unacked
+	for _, b := range x.q {
+		x.sm.account(b) // never written: kept with the unacknowledged, resent on resume
+	}
+	x.q, x.qBytes = nil, 0
 	x.hibernate = time.AfterFunc(x.srv.resumeTimeout(), func() {
 		x.End(EndTransportError, "", "connection lost and not resumed")
 	})
@@ -223,6 +250,8 @@ func (s *Server) resume(n *negotiation, el *wire.Element) (*Session, error) {
 	x.q = append([][]byte{fmtResumed(x.sm.id, in)}, x.sm.unacked...)
 	x.qBytes = 0
 	x.sm.asked = false
+	x.sm.counting = true
+	x.sm.skip = len(x.q) // already counted: <resumed/> and the resent stanzas
 	x.mu.Unlock()
 	old.Close() // the old reader (if any) sees its transport replaced and stops
 	x.lastRead.Store(s.clock.Load())
