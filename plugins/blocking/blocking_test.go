@@ -9,6 +9,7 @@ import (
 	"github.com/hearth-im/hearth/plugins/blocking"
 	"github.com/hearth-im/hearth/plugins/offline"
 	"github.com/hearth-im/hearth/plugins/plugintest"
+	"github.com/hearth-im/hearth/presence"
 	"github.com/hearth-im/hearth/roster"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/servertest"
@@ -343,5 +344,70 @@ func TestRestartAndAccountDeletion(t *testing.T) {
 		barrier(a2, "s")
 		b.Write("<message type='chat' id='m2' to='alice@localhost'><body>welcome</body></message>")
 		a2.Expect("new account", isBody("welcome"))
+	})
+}
+
+// With the presence engine, broadcasts and probe answers between alice and a
+// contact she blocked stop both ways, and resume on unblock (§3.3-3.4).
+func TestWithPresenceEngine(t *testing.T) {
+	e := start(t, servertest.Options{Setup: func(e *servertest.Env) {
+		eng, err := presence.New(e.Srv, e.DB, presence.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.OnStop(func() { eng.Stop() })
+	}})
+	rs, err := storage.NewRosterStore(e.DB, storage.RosterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	ctx := context.Background()
+	for owner, contact := range map[string]string{"alice": "bob@localhost", "bob": "alice@localhost"} {
+		if _, err := rs.Put(ctx, owner, roster.Item{JID: contact, Subscription: roster.Both}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromAlice := func(el servertest.Element) bool {
+		return el.Local == "presence" && strings.HasPrefix(el.Attrs["from"], "alice@localhost/")
+	}
+	fromBob := func(el servertest.Element) bool {
+		return el.Local == "presence" && strings.HasPrefix(el.Attrs["from"], "bob@localhost/")
+	}
+	a := e.Login("alice", "pw", "r")
+	b := e.Login("bob", "pw", "r")
+	a.Write("<presence/>")
+	b.Write("<presence/>")
+	b.Expect("alice's presence", fromAlice)
+	a.Expect("bob's presence", fromBob)
+
+	ok(t, block(a, "b1", "bob@localhost"))
+	// (Earlier presence from alice may still arrive: the broadcast and the
+	// probe answer of the logins.)
+	if p := b.Expect("alice unavailable", func(el servertest.Element) bool { return fromAlice(el) && el.Attrs["type"] == "unavailable" }); p.Attrs["from"] != a.JID {
+		t.Fatalf("on block: %s", p.Raw)
+	}
+	a.Write("<presence><show>dnd</show></presence>")
+	b.Write("<presence><show>chat</show></presence>")
+	b2 := e.Login("bob", "pw", "second")
+	b2.Write("<presence/>")
+	barrier(a, "s1")
+	barrier(b2, "s2")
+	quiet(b, fromAlice)
+	quiet(b2, fromAlice)
+	quiet(a, fromBob)
+
+	ok(t, unblock(a, "u1", "bob@localhost"))
+	for _, c := range []*servertest.Client{b, b2} {
+		if p := c.Expect("alice again", fromAlice); p.Attrs["type"] != "" || !strings.Contains(p.Raw, "<show>dnd</show>") {
+			t.Fatalf("on unblock: %s", p.Raw)
+		}
+	}
+	a.Write("<presence><show>away</show></presence>")
+	b.Expect("update after unblock", func(el servertest.Element) bool {
+		return fromAlice(el) && strings.Contains(el.Raw, "<show>away</show>")
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearth-im/hearth/plugins/offline"
 	"github.com/hearth-im/hearth/plugins/plugintest"
+	"github.com/hearth-im/hearth/presence"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/servertest"
 )
@@ -283,4 +284,33 @@ func TestLargeMailboxIsPaced(t *testing.T) {
 	if ended := e.Events.Ended(b.JID); len(ended) != 0 {
 		t.Fatalf("session ended: %+v", ended)
 	}
+}
+
+// With the presence engine, which consumes presence and publishes
+// PresenceChanged itself, delivery follows its initial presence.
+func TestWithPresenceEngine(t *testing.T) {
+	e := start(t, servertest.Options{Setup: func(e *servertest.Env) {
+		eng, err := presence.New(e.Srv, e.DB, presence.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.OnStop(func() { eng.Stop() })
+	}})
+	e.AddUser("alice", "pw")
+	e.AddUser("bob", "pw")
+	a := e.Login("alice", "pw", "r")
+	a.Write("<message type='chat' id='m1' to='bob@localhost'><body>via the engine</body></message>")
+	barrier(a, "s1")
+	b := e.Login("bob", "pw", "r")
+	b.Quiet(200*time.Millisecond, func(el servertest.Element) bool { return el.Local == "message" })
+	b.Write("<presence/>")
+	checkDelay(t, b.Expect("offline message", isBody("via the engine")).Raw, time.Now().Add(-time.Minute))
+	waitStored(t, e, "bob", 0)
+	// A presence update is not an initial presence: nothing is delivered twice.
+	a.Write("<presence/>")
+	b.Write("<presence><show>away</show></presence>")
+	b.Quiet(200*time.Millisecond, func(el servertest.Element) bool { return el.Local == "message" })
 }
