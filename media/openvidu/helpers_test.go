@@ -76,6 +76,8 @@ type envOptions struct {
 	nodes  int
 	mod    func(*Config)
 	events []string
+	// nodeURLs are media nodes running elsewhere (used instead of in-process ones).
+	nodeURLs []string
 	// turn runs hearth's TURN server on loopback (relaying to loopback peers)
 	// and puts its credentials in tokens.
 	turn bool
@@ -98,8 +100,8 @@ func startEnv(t testing.TB, o envOptions) *env {
 		t.Cleanup(func() { ts.Close() })
 		e.turn = ts
 	}
-	var urls []string
-	for range o.nodes {
+	urls := o.nodeURLs
+	for range o.nodes * boolInt(len(urls) == 0) {
 		tn := startNode(t)
 		e.nodes = append(e.nodes, tn)
 		urls = append(urls, tn.url)
@@ -150,6 +152,13 @@ func startEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // rest sends a REST request with the right credentials.

@@ -30,6 +30,10 @@ import (
 // trickles candidates with OpenVidu's endpointName rule and queues the server's
 // candidates until the answer is set, as the real library does.
 type Browser struct {
+	// Kbps, if set before Publish, makes the published stream a camera-like
+	// one of that bitrate (see sendAt); the default is 50 small frames/s.
+	Kbps int
+
 	t    testing.TB
 	name string
 	ws   *websocket.Conn
@@ -329,7 +333,7 @@ func (b *Browser) TryPublish() (string, *RPCError) {
 	own := b.id
 	b.mu.Unlock()
 	p := newPeer(b.t, b, own)
-	p.addSender(b.name)
+	p.addSender(b.name, b.Kbps)
 	offer := p.offer()
 	r, err := b.Call("publishVideo", map[string]any{"sdpOffer": offer, "hasAudio": true, "hasVideo": true,
 		"doLoopback": false, "audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30,
@@ -455,7 +459,7 @@ func must(t testing.TB, err error) {
 }
 
 // addSender adds a VP8 video and an Opus audio track sending marked frames.
-func (p *Peer) addSender(mark string) {
+func (p *Peer) addSender(mark string, kbps int) {
 	vt, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", mark)
 	must(p.t, err)
 	at, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", mark)
@@ -472,6 +476,10 @@ func (p *Peer) addSender(mark string) {
 			}
 		}()
 	}
+	if kbps > 0 {
+		p.sendAt(kbps, mark, vt, at)
+		return
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -487,6 +495,43 @@ func (p *Peer) addSender(mark string) {
 			frame := append([]byte(fmt.Sprintf("\x10mark:%s|%06d", mark, i)), bytes.Repeat([]byte{0xAB}, 200)...)
 			_ = vt.WriteSample(media.Sample{Data: frame, Duration: 20 * time.Millisecond})
 			_ = at.WriteSample(media.Sample{Data: []byte{0xF8, 0xFF, 0xFE}, Duration: 20 * time.Millisecond})
+		}
+	}()
+}
+
+// sendAt sends kbps kbit/s the way a camera publisher does: Opus at 50 packets/s
+// of 80 bytes (32 kbit/s) and VP8 at 30 frames/s carrying the rest, each frame
+// cut into packets of at most ~1,200 bytes by pion's packetizer.
+func (p *Peer) sendAt(kbps int, mark string, vt, at *webrtc.TrackLocalStaticSample) {
+	frameBytes := max(100, (kbps-32)*1000/8/30)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			head := []byte(fmt.Sprintf("\x10mark:%s|%06d", mark, i))
+			frame := append(head, bytes.Repeat([]byte{0xAB}, max(0, frameBytes-len(head)))...)
+			_ = vt.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30})
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		opus := bytes.Repeat([]byte{0xF8}, 80)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			_ = at.WriteSample(media.Sample{Data: opus, Duration: 20 * time.Millisecond})
 		}
 	}()
 }
