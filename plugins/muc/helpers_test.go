@@ -195,6 +195,12 @@ func (r *recorder) subscribe(b *server.Bus) {
 	server.Subscribe(b, func(ev muc.NickChanged) { r.add(ev) })
 }
 
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.events = nil
+	r.mu.Unlock()
+}
+
 // wait returns the first recorded event matching pred, waiting for it.
 func wait[T any](t testing.TB, r *recorder, pred func(T) bool) T {
 	t.Helper()

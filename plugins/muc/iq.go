@@ -104,17 +104,17 @@ func (m *muc) iq(st *server.Stanza) {
 		m.owner(r, st)
 	case st.Type == "get" && st.ChildSpace == disco.NSInfo:
 		if node(st) != "" {
-			m.fail(st, server.ErrItemNotFound)
+			r.fail(st, server.ErrItemNotFound)
 			return
 		}
-		m.result(st, r.discoInfo())
+		r.result(st, r.discoInfo())
 	case st.Type == "get" && st.ChildSpace == disco.NSItems:
 		// §6.5: the occupant list may stay private; it does here.
-		m.result(st, []byte("<query xmlns='"+disco.NSItems+"'/>"))
+		r.result(st, []byte("<query xmlns='"+disco.NSItems+"'/>"))
 	case st.Type == "get" && st.ChildSpace == ping.NS:
-		m.result(st, nil)
+		r.result(st, nil)
 	default:
-		m.fail(st, server.ErrServiceUnavailable)
+		r.fail(st, server.ErrServiceUnavailable)
 	}
 }
 
@@ -188,23 +188,23 @@ func (m *muc) occupantIQ(st *server.Stanza) {
 	defer r.unlock()
 	sender := r.byReal[st.From.String()]
 	if sender == nil {
-		m.fail(st, errNotJoined)
+		r.fail(st, errNotJoined)
 		return
 	}
 	target := r.nicks[st.To.Resourcepart()]
 	if st.ChildSpace == ping.NS && target == sender {
 		// XEP-0410 §3: the service answers for the occupant, proving the
 		// client is still joined without a round trip to it.
-		m.result(st, nil)
+		r.result(st, nil)
 		return
 	}
 	if target == nil {
-		m.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
+		r.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
 		return
 	}
 	el, err := parseHead(st.Raw)
 	if err != nil {
-		m.fail(st, server.ErrBadRequest)
+		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	dest := target.sessions[0].jid
@@ -217,7 +217,7 @@ func (m *muc) occupantIQ(st *server.Stanza) {
 		target: dest, expires: time.Now().Add(time.Minute)}
 	m.iqMu.Unlock()
 	raw := reattr(el, "from", sender.jid.String(), "to", dest.String(), "id", id)
-	m.srv.Route(&server.Stanza{Name: "iq", Type: st.Type, ID: id, From: sender.jid, To: dest, Raw: raw,
+	r.route(&server.Stanza{Name: "iq", Type: st.Type, ID: id, From: sender.jid, To: dest, Raw: raw,
 		ChildLocal: st.ChildLocal, ChildSpace: st.ChildSpace})
 }
 

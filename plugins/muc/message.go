@@ -42,29 +42,29 @@ func (m *muc) groupchat(st *server.Stanza) {
 	defer r.unlock()
 	o := r.byReal[st.From.String()]
 	if o == nil {
-		m.fail(st, errNotOccupant)
+		r.fail(st, errNotOccupant)
 		return
 	}
 	if o.role < Participant {
 		// §7.4 / §8.3: visitors of a moderated room have no voice.
-		m.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "you have no voice in this room"))
+		r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "you have no voice in this room"))
 		return
 	}
 	el, err := parseHead(st.Raw)
 	if err != nil {
-		m.fail(st, server.ErrBadRequest)
+		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	subject, isSubject := subjectChange(st)
 	if isSubject {
 		if o.role != Moderator && !r.cfg.ChangeSubject {
-			m.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may change the subject"))
+			r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may change the subject"))
 			return
 		}
 		if r.cfg.Persistent {
 			if err := m.store.saveSubject(context.Background(), r.key, subject, o.nick); err != nil {
 				m.log.Error("muc: subject", "room", r.key, "err", err)
-				m.fail(st, server.ErrInternal)
+				r.fail(st, server.ErrInternal)
 				return
 			}
 		}
@@ -126,21 +126,21 @@ func (m *muc) private(st *server.Stanza) {
 	defer r.unlock()
 	o := r.byReal[st.From.String()]
 	if o == nil {
-		m.fail(st, errNotOccupant)
+		r.fail(st, errNotOccupant)
 		return
 	}
 	if st.Type == "groupchat" {
-		m.fail(st, server.Errorf(stanza.Modify, stanza.BadRequest, "groupchat messages go to the room, not to an occupant"))
+		r.fail(st, server.Errorf(stanza.Modify, stanza.BadRequest, "groupchat messages go to the room, not to an occupant"))
 		return
 	}
 	target := r.nicks[st.To.Resourcepart()]
 	if target == nil {
-		m.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
+		r.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
 		return
 	}
 	el, err := parseHead(st.Raw)
 	if err != nil {
-		m.fail(st, server.ErrBadRequest)
+		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	mark := st.Type != "error" && !bytes.Contains(st.Raw, []byte(nsUser))
@@ -150,7 +150,7 @@ func (m *muc) private(st *server.Stanza) {
 			// §7.5: tells the recipient's client this came through a room.
 			raw = insertChild(raw, "message", []byte("<x xmlns='"+nsUser+"'/>"))
 		}
-		m.send("message", st.Type, o.jid, mem, raw)
+		r.send("message", st.Type, o.jid, mem, raw)
 	}
 }
 
@@ -221,7 +221,7 @@ func (m *muc) mediated(st *server.Stanza) {
 	if d := u.X.Decline; d != nil {
 		to, err := jid.Parse(d.To)
 		if err != nil {
-			m.fail(st, server.ErrJIDMalformed)
+			r.fail(st, server.ErrJIDMalformed)
 			return
 		}
 		b := append([]byte("<message"), attr(nil, "from", r.key)...)
@@ -233,24 +233,24 @@ func (m *muc) mediated(st *server.Stanza) {
 			b = element(b, "reason", d.Reason)
 		}
 		b = append(b, "</decline></x></message>"...)
-		m.srv.Route(&server.Stanza{Name: "message", From: r.jid, To: to, Raw: b})
+		r.route(&server.Stanza{Name: "message", From: r.jid, To: to, Raw: b})
 		return
 	}
 	o := r.byReal[st.From.String()]
 	if o == nil {
-		m.fail(st, errNotOccupant)
+		r.fail(st, errNotOccupant)
 		return
 	}
 	inviterAff := r.affOf(o.bare)
 	if !r.cfg.AllowInvites && o.role != Moderator && inviterAff < Admin {
-		m.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may invite to this room"))
+		r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may invite to this room"))
 		return
 	}
 	var targets []jid.JID
 	for _, in := range u.X.Invites {
 		to, err := jid.Parse(in.To)
 		if err != nil {
-			m.fail(st, server.ErrJIDMalformed)
+			r.fail(st, server.ErrJIDMalformed)
 			return
 		}
 		targets = append(targets, to)
@@ -265,7 +265,7 @@ func (m *muc) mediated(st *server.Stanza) {
 			}
 		}
 		if err := r.setAffiliations(r.actorOf(st.From), grant); err != nil {
-			m.fail(st, err)
+			r.fail(st, err)
 			return
 		}
 	}
@@ -286,6 +286,6 @@ func (m *muc) mediated(st *server.Stanza) {
 			b = element(b, "password", r.cfg.Password)
 		}
 		b = append(b, "</x></message>"...)
-		m.srv.Route(&server.Stanza{Name: "message", From: r.jid, To: targets[i], Raw: b})
+		r.route(&server.Stanza{Name: "message", From: r.jid, To: targets[i], Raw: b})
 	}
 }

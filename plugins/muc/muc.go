@@ -366,19 +366,8 @@ func (m *muc) mayCreate(user jid.JID) bool {
 	return err == nil && u.Admin
 }
 
-// send delivers raw to one member session: straight to its session when the
-// member joined from one (no routing-table lookups in a broadcast), through
-// the router otherwise. Delivery hooks run either way.
-func (m *muc) send(name, typ string, from jid.JID, mem *member, raw []byte) {
-	st := &server.Stanza{Name: name, Type: typ, From: from, To: mem.jid, Raw: raw}
-	if mem.sess != nil {
-		m.srv.Deliver(st, mem.sess)
-		return
-	}
-	m.srv.Route(st)
-}
-
-// reply sends raw back to the sender of st.
+// reply sends raw back to the sender of st, for answers given without a
+// room locked (a room's operations queue theirs, see room.unlock).
 func (m *muc) reply(st *server.Stanza, typ string, raw []byte) {
 	out := &server.Stanza{Name: st.Name, Type: typ, ID: st.ID, From: st.To, To: st.From, Raw: raw}
 	if st.Session != nil {

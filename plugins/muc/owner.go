@@ -15,18 +15,18 @@ import (
 func (m *muc) owner(r *room, st *server.Stanza) {
 	a := r.actorOf(st.From)
 	if a.aff != Owner {
-		m.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only owners configure or destroy a room"))
+		r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only owners configure or destroy a room"))
 		return
 	}
 	var q ownerQuery
 	if err := st.Decode(&q); err != nil {
-		m.fail(st, server.ErrBadRequest)
+		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	if st.Type == "get" {
 		b := []byte("<query xmlns='" + nsOwner + "'>")
 		b = append(b, r.cfg.formXML(r.key)...)
-		m.result(st, append(b, "</query>"...))
+		r.result(st, append(b, "</query>"...))
 		return
 	}
 	if d := q.Query.Destroy; d != nil {
@@ -34,22 +34,22 @@ func (m *muc) owner(r *room, st *server.Stanza) {
 		if d.JID != "" {
 			j, err := jid.Parse(d.JID)
 			if err != nil {
-				m.fail(st, server.ErrJIDMalformed)
+				r.fail(st, server.ErrJIDMalformed)
 				return
 			}
 			alt = j.String()
 		}
 		if err := r.destroy(st.From, d.Reason, alt); err != nil {
 			m.log.Error("muc: destroy", "room", r.key, "err", err)
-			m.fail(st, server.ErrInternal)
+			r.fail(st, server.ErrInternal)
 			return
 		}
-		m.result(st, nil)
+		r.result(st, nil)
 		return
 	}
 	f := q.Query.Form
 	if f == nil {
-		m.fail(st, server.ErrBadRequest)
+		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	switch f.Type {
@@ -57,25 +57,25 @@ func (m *muc) owner(r *room, st *server.Stanza) {
 		// §10.1.3: cancelling the initial configuration destroys the room.
 		if r.locked {
 			if err := r.destroy(st.From, "", ""); err != nil {
-				m.fail(st, server.ErrInternal)
+				r.fail(st, server.ErrInternal)
 				return
 			}
 		}
-		m.result(st, nil)
+		r.result(st, nil)
 	case "submit":
 		next, err := r.cfg.apply(f, max(0, m.h.Props.Int(PropHistoryMax)))
 		if err != nil {
-			m.fail(st, err)
+			r.fail(st, err)
 			return
 		}
 		old, wasLocked := r.cfg, r.locked
 		if err := r.configure(next); err != nil {
 			m.log.Error("muc: configure", "room", r.key, "err", err)
-			m.fail(st, server.ErrInternal)
+			r.fail(st, server.ErrInternal)
 			return
 		}
 		r.locked = false
-		m.result(st, nil)
+		r.result(st, nil)
 		if !wasLocked {
 			r.reconfigured(a, old, next)
 		}
@@ -83,7 +83,7 @@ func (m *muc) owner(r *room, st *server.Stanza) {
 			r.destroyIfEmpty()
 		}
 	default:
-		m.fail(st, server.ErrBadRequest)
+		r.fail(st, server.ErrBadRequest)
 	}
 }
 

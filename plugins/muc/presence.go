@@ -211,7 +211,7 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 		refuse = server.Errorf(stanza.Wait, stanza.ServiceUnavailable, "the room is full")
 	}
 	if refuse != nil {
-		m.fail(st, refuse)
+		r.fail(st, refuse)
 		return
 	}
 	mem := (*member)(nil)
@@ -229,7 +229,7 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 	if o == nil {
 		oj, err := r.jid.WithResource(nick)
 		if err != nil {
-			m.fail(st, server.ErrJIDMalformed)
+			r.fail(st, server.ErrJIDMalformed)
 			return
 		}
 		o = &occupant{nick: nick, jid: oj, bare: bare, role: r.defaultRole(aff)}
@@ -238,7 +238,7 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 	sees := r.seesJIDs(o)
 	for _, x := range r.list {
 		if x != o {
-			m.send("presence", "", x.jid, mem, r.presence(x, sees).to(mem))
+			r.send("presence", "", x.jid, mem, r.presence(x, sees).to(mem))
 		}
 	}
 	if r.nicks[nick] == nil {
@@ -270,10 +270,10 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 	r.broadcastPresence(o, "", [2]*tmpl{r.presence(o, false), r.presence(o, true)}, nil)
 	for _, s := range o.sessions {
 		if s != mem {
-			m.send("presence", "", o.jid, s, r.buildPresence(o, "", o.extra, sees, nil, []int{110}).to(s))
+			r.send("presence", "", o.jid, s, r.buildPresence(o, "", o.extra, sees, nil, []int{110}).to(s))
 		}
 	}
-	m.send("presence", "", o.jid, mem, self.to(mem))
+	r.send("presence", "", o.jid, mem, self.to(mem))
 	// 3. History, 4. subject.
 	r.sendHistory(mem, jr.hist)
 	r.sendSubject(mem)
@@ -311,12 +311,12 @@ func nickModified(raw []byte, nick string) bool {
 // the new nickname, then available from the new one.
 func (m *muc) changeNick(r *room, st *server.Stanza, o *occupant, nick string, extra []byte) {
 	if r.nicks[nick] != nil {
-		m.fail(st, server.Errorf(stanza.Cancel, stanza.Conflict, "that nickname is in use"))
+		r.fail(st, server.Errorf(stanza.Cancel, stanza.Conflict, "that nickname is in use"))
 		return
 	}
 	nj, err := r.jid.WithResource(nick)
 	if err != nil {
-		m.fail(st, server.ErrJIDMalformed)
+		r.fail(st, server.ErrJIDMalformed)
 		return
 	}
 	lv := leave{codes: []int{303}, newNick: nick}
@@ -364,7 +364,7 @@ func (r *room) sendHistory(mem *member, h histRequest) {
 		n++
 	}
 	for _, e := range r.history[len(r.history)-n:] {
-		r.m.send("message", "groupchat", e.from, mem, e.t.to(mem))
+		r.send("message", "groupchat", e.from, mem, e.t.to(mem))
 	}
 }
 
@@ -388,5 +388,5 @@ func (r *room) sendSubject(mem *member) {
 		b = element(b, "subject", r.subject)
 		b = append(b, "</message>"...)
 	}
-	r.m.send("message", "groupchat", from, mem, b)
+	r.send("message", "groupchat", from, mem, b)
 }

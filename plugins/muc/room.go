@@ -11,19 +11,19 @@ import (
 )
 
 // room is one chat room. Everything in it is guarded by mu; every operation
-// locks the room once, does its work (including queueing the stanzas it
-// sends, which never blocks) and unlocks with unlock, which publishes the
-// operation's events in order.
+// locks the room once, does its work, queues what it sends and publishes in
+// out, and unlocks with unlock, which hands the queue over (see unlock).
 type room struct {
 	m       *muc
 	key     string // bare room JID, normalised
 	jid     jid.JID
 	created time.Time
 
-	mu     sync.Mutex
-	pub    sync.Mutex // held from unlock until the events are published: keeps them in order
-	events []func(*server.Bus)
-	gone   bool
+	mu       sync.Mutex
+	out      []outItem // stanzas and events of finished operations, in order
+	spare    []outItem
+	draining bool // some goroutine is sending out; others just queue
+	gone     bool
 	locked bool // created and not yet configured (§10.1.1): only owners may enter
 
 	cfg       config
@@ -79,28 +79,82 @@ func (m *muc) newRoom(key string) *room {
 	}
 }
 
-// emit queues ev for publication when the room is unlocked.
-func emit[T any](r *room, ev T) {
-	r.events = append(r.events, func(b *server.Bus) { server.Publish(b, ev) })
+// outItem is one thing a room operation sends: a stanza, delivered straight
+// to sess when set and routed otherwise, or an event.
+type outItem struct {
+	st   *server.Stanza
+	sess *server.Session
+	ev   func(*server.Bus)
 }
 
-// unlock releases the room and publishes the queued events. pub is taken
-// before mu is released, so the next operation's events wait for these, and
-// subscribers can call back into the read API, which needs only mu.
+// emit queues ev for publication after the room is unlocked.
+func emit[T any](r *room, ev T) {
+	r.out = append(r.out, outItem{ev: func(b *server.Bus) { server.Publish(b, ev) }})
+}
+
+// send queues raw for one member session.
+func (r *room) send(name, typ string, from jid.JID, mem *member, raw []byte) {
+	r.out = append(r.out, outItem{st: &server.Stanza{Name: name, Type: typ, From: from, To: mem.jid, Raw: raw}, sess: mem.sess})
+}
+
+// route queues a stanza for the router.
+func (r *room) route(st *server.Stanza) { r.out = append(r.out, outItem{st: st}) }
+
+// reply queues raw back to the sender of st.
+func (r *room) reply(st *server.Stanza, typ string, raw []byte) {
+	r.out = append(r.out, outItem{st: &server.Stanza{Name: st.Name, Type: typ, ID: st.ID, From: st.To, To: st.From, Raw: raw}, sess: st.Session})
+}
+
+// fail answers st with a stanza error, never an error with an error.
+func (r *room) fail(st *server.Stanza, e *server.StanzaError) {
+	if st.Type == "error" || (st.Name == "iq" && st.Type == "result") {
+		return
+	}
+	r.reply(st, "error", server.ErrorReply(st, e))
+}
+
+// result answers an IQ.
+func (r *room) result(st *server.Stanza, payload []byte) {
+	r.reply(st, "result", server.IQResult(st, payload))
+}
+
+// unlock releases the room, then sends what the operation queued. Nothing is
+// routed or delivered while mu is held: routing is synchronous, and a bounce
+// (an offline invitee, a delivery hook refusing a stanza) comes straight
+// back into the component, to this very room. Whoever finds the queue idle
+// drains it, for every operation that queues meanwhile, in queue order, so
+// each occupant sees the room's stanzas in the order the room made them; a
+// re-entrant operation (or a bus subscriber using the read API) only queues.
 func (r *room) unlock() {
-	evs := r.events
-	r.events = nil
-	if len(evs) == 0 {
+	if r.draining || len(r.out) == 0 {
 		r.mu.Unlock()
 		return
 	}
-	r.pub.Lock()
-	r.mu.Unlock()
-	bus := r.m.srv.Bus()
-	for _, e := range evs {
-		e(bus)
+	r.draining = true
+	srv := r.m.srv
+	for {
+		batch := r.out
+		r.out = r.spare[:0]
+		r.mu.Unlock()
+		for _, it := range batch {
+			switch {
+			case it.ev != nil:
+				it.ev(srv.Bus())
+			case it.sess != nil:
+				srv.Deliver(it.st, it.sess)
+			default:
+				srv.Route(it.st)
+			}
+		}
+		clear(batch)
+		r.mu.Lock()
+		r.spare = batch
+		if len(r.out) == 0 {
+			r.draining = false
+			r.mu.Unlock()
+			return
+		}
 	}
-	r.pub.Unlock()
 }
 
 func (r *room) affOf(bare string) Affiliation { return r.affs[bare].aff }
@@ -255,7 +309,7 @@ func (r *room) buildPresence(o *occupant, typ string, extra []byte, withJID bool
 // sendPresence sends t to every session of recipient.
 func (r *room) sendTo(rcpt *occupant, name, typ string, from jid.JID, t *tmpl) {
 	for _, mem := range rcpt.sessions {
-		r.m.send(name, typ, from, mem, t.to(mem))
+		r.send(name, typ, from, mem, t.to(mem))
 	}
 }
 
@@ -302,7 +356,7 @@ func (r *room) removeSession(o *occupant, mem *member, why LeaveReason, lv leave
 		return
 	}
 	self := r.buildPresence(o, "unavailable", lv.extra, r.seesJIDs(o), &lv, append([]int{110}, lv.selfCodes...))
-	r.m.send("presence", "unavailable", o.jid, mem, self.to(mem))
+	r.send("presence", "unavailable", o.jid, mem, self.to(mem))
 	o.sessions = slices.DeleteFunc(o.sessions, func(x *member) bool { return x == mem })
 	delete(r.byReal, mem.full)
 	o.invalidate()
