@@ -79,7 +79,9 @@ func TestBan(t *testing.T) {
 	}
 	el := p.Expect("banned", presenceFrom("adm", "P", "unavailable"))
 	wantContains(t, "banned", el, "<status code='301'/>", "<actor nick='D'/>", "<reason>spam</reason>", "affiliation='outcast' role='none'")
-	o.Expect("ban seen", func(el servertest.Element) bool { return presenceFrom("adm", "P", "unavailable")(el) && hasStatus(el, 301) })
+	o.Expect("ban seen", func(el servertest.Element) bool {
+		return presenceFrom("adm", "P", "unavailable")(el) && hasStatus(el, 301)
+	})
 	joinRaw(p, "adm", "P", "")
 	p.Expect("stays out", isError("forbidden"))
 	list := adminGet(d, "adm", "bl", "<item affiliation='outcast'/>")
@@ -136,10 +138,14 @@ func TestModeratorRole(t *testing.T) {
 	}
 	el := m.Expect("moderator", selfPresence("adm", "M"))
 	wantContains(t, "moderator", el, "affiliation='member' role='moderator'")
-	wait(t, e.events, func(ev muc.RoleChanged) bool { return ev.Nick == "M" && ev.Role == muc.Moderator && ev.Old == muc.Participant })
+	wait(t, e.events, func(ev muc.RoleChanged) bool {
+		return ev.Nick == "M" && ev.Role == muc.Moderator && ev.Old == muc.Participant
+	})
 	// Now a moderator of a semi-anonymous room, M sees real JIDs (the room
 	// resends everyone's presence).
-	el = m.Expect("real jids", func(el servertest.Element) bool { return presenceFrom("adm", "P", "")(el) && strings.Contains(el.Raw, "jid='p@localhost/r'") })
+	el = m.Expect("real jids", func(el servertest.Element) bool {
+		return presenceFrom("adm", "P", "")(el) && strings.Contains(el.Raw, "jid='p@localhost/r'")
+	})
 	// A plain moderator may kick participants and give voice, not make moderators.
 	if r := adminIQ(m, "adm", "mo2", "<item nick='P' role='moderator'/>"); !isError("forbidden")(r) {
 		t.Fatalf("moderator makes moderator: %s", r.Raw)
@@ -195,7 +201,9 @@ func TestOwnerAdminLists(t *testing.T) {
 	el = d.Expect("demoted", func(el servertest.Element) bool {
 		return selfPresence("adm", "D")(el) && strings.Contains(el.Raw, "affiliation='member' role='participant'")
 	})
-	wait(t, e.events, func(ev muc.RoleChanged) bool { return ev.Nick == "D" && ev.Role == muc.Participant && ev.Old == muc.Moderator })
+	wait(t, e.events, func(ev muc.RoleChanged) bool {
+		return ev.Nick == "D" && ev.Role == muc.Participant && ev.Old == muc.Moderator
+	})
 	list = adminGet(m, "adm", "al", "<item affiliation='admin'/>")
 	wantContains(t, "admin list", list, "jid='o@localhost'")
 	wantNot(t, "admin list", list, "d@localhost")

@@ -69,7 +69,9 @@ func TestLeaveAndBounce(t *testing.T) {
 	// A bounced groupchat message with a condition meaning "gone" too.
 	join(x, "lb", "X", "")
 	x.Write("<message type='error' to='" + roomJID("lb") + "'><error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
-	o.Expect("message bounce", func(el servertest.Element) bool { return presenceFrom("lb", "X", "unavailable")(el) && hasStatus(el, 333) })
+	o.Expect("message bounce", func(el servertest.Element) bool {
+		return presenceFrom("lb", "X", "unavailable")(el) && hasStatus(el, 333)
+	})
 }
 
 // XEP-0410: a ping to one's own occupant JID is answered by the service
@@ -134,7 +136,9 @@ func TestInvitations(t *testing.T) {
 	}
 	wantContains(t, "invitation", el, "<invite from='o@localhost/r'><reason>join us</reason></invite>", "<password>pw</password>")
 	// The owner's invitation made friend a member of the members-only room.
-	wait(t, e.events, func(ev muc.AffiliationChanged) bool { return ev.User.String() == "friend@localhost" && ev.New == muc.Member })
+	wait(t, e.events, func(ev muc.AffiliationChanged) bool {
+		return ev.User.String() == "friend@localhost" && ev.New == muc.Member
+	})
 	join(friend, "inv", "Friend", "<password>pw</password>")
 	// Declines go back through the room.
 	friend.Write("<message to='" + roomJID("inv") + "'><x xmlns='" + nsUser + "'><decline to='o@localhost'><reason>busy</reason></decline></x></message>")

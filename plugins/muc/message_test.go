@@ -246,7 +246,9 @@ func TestModeratedRoom(t *testing.T) {
 	a.Expect("voiced", groupchat("mod", "thanks"))
 	// Revoked again.
 	adminIQ(a, "mod", "mute", "<item nick='B' role='visitor'/>")
-	b.Expect("muted", func(el servertest.Element) bool { return selfPresence("mod", "B")(el) && strings.Contains(el.Raw, "role='visitor'") })
+	b.Expect("muted", func(el servertest.Element) bool {
+		return selfPresence("mod", "B")(el) && strings.Contains(el.Raw, "role='visitor'")
+	})
 	// Voice list.
 	adminIQ(a, "mod", "voice2", "<item nick='B' role='participant'/>")
 	list := adminGet(a, "mod", "vl", "<item role='participant'/>")

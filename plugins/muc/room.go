@@ -24,7 +24,7 @@ type room struct {
 	spare    []outItem
 	draining bool // some goroutine is sending out; others just queue
 	gone     bool
-	locked bool // created and not yet configured (§10.1.1): only owners may enter
+	locked   bool // created and not yet configured (§10.1.1): only owners may enter
 
 	cfg       config
 	affs      map[string]affEntry // bare JID -> affiliation other than none
