@@ -2,11 +2,14 @@ package muc_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/plugins/muc"
+	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/servertest"
 	"mellium.im/xmpp/jid"
 )
@@ -155,6 +158,14 @@ func TestInvitations(t *testing.T) {
 	// Anything else sent to the room as a normal message is refused.
 	x.Write("<message id='i4' to='" + roomJID("inv") + "'><body>hello room</body></message>")
 	x.Expect("bad-request", isError("bad-request"))
+	// Invitations to users who cannot take them bounce back to the room,
+	// which must not stop it (the bounce re-enters the component).
+	for _, who := range []string{"nobody@localhost", "offline@localhost"} {
+		x.Write("<message to='" + roomJID("inv") + "'><x xmlns='" + nsUser + "'><invite to='" + who + "'/></x></message>")
+	}
+	e.AddUser("offline", "pw")
+	say(x, "inv", "still alive")
+	x.Expect("room alive", groupchat("inv", "still alive"))
 	// XEP-0249: routed to the user like any message.
 	x.Write("<message to='friend@localhost'><x xmlns='jabber:x:conference' jid='" + roomJID("inv") + "' reason='come'/></message>")
 	el = friend.Expect("direct invitation", func(el servertest.Element) bool { return strings.Contains(el.Raw, "jabber:x:conference") })
@@ -240,4 +251,56 @@ func TestDisableEnable(t *testing.T) {
 	}
 	self := join(o, "p", "O", "")
 	wantContains(t, "back", self, "affiliation='owner'")
+}
+
+// Subscribers get the events in order and may read the room from inside
+// their callback (the read API does not wait for the publisher).
+func TestEventsAndReadAPI(t *testing.T) {
+	e := start(t, servertest.Options{})
+	seen := make(chan muc.Occupant, 16)
+	server.Subscribe(e.Srv.Bus(), func(ev muc.OccupantJoined) {
+		o, ok := e.svc.Occupant(ev.Room, ev.Real)
+		if !ok {
+			t.Errorf("occupant %s not found from inside the event", ev.Real)
+		}
+		seen <- o
+	})
+	o, x := e.login("o", "r"), e.login("x", "r")
+	create(o, "ev", "O")
+	join(x, "ev", "X", "")
+	for _, want := range []string{"O", "X"} {
+		select {
+		case got := <-seen:
+			if got.Nick != want {
+				t.Fatalf("joined %s, want %s", got.Nick, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no OccupantJoined")
+		}
+	}
+	adminIQ(o, "ev", "v", "<item nick='X' role='visitor'/>")
+	rc := wait(t, e.events, func(ev muc.RoleChanged) bool { return ev.Nick == "X" })
+	if rc.Old != muc.Participant || rc.Role != muc.Visitor || rc.Real.String() != "x@localhost/r" {
+		t.Fatalf("role event: %+v", rc)
+	}
+	x.Write("<presence to='" + roomJID("ev") + "/Ex'/>")
+	nc := wait(t, e.events, func(ev muc.NickChanged) bool { return ev.Old == "X" })
+	if nc.Nick != "Ex" {
+		t.Fatalf("nick event: %+v", nc)
+	}
+	info, ok := e.svc.Room(jid.MustParse(roomJID("ev")))
+	if !ok || info.Occupants != 2 || info.Persistent {
+		t.Fatalf("room info: %+v", info)
+	}
+	// The order of one room's events is the order things happened.
+	e.events.mu.Lock()
+	var kinds []string
+	for _, ev := range e.events.events {
+		kinds = append(kinds, fmt.Sprintf("%T", ev))
+	}
+	e.events.mu.Unlock()
+	want := "muc.RoomCreated muc.OccupantJoined muc.OccupantJoined muc.RoleChanged muc.NickChanged"
+	if strings.Join(kinds, " ") != want {
+		t.Fatalf("events %v, want %s", kinds, want)
+	}
 }
