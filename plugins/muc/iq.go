@@ -1,6 +1,8 @@
 package muc
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -96,6 +98,26 @@ func (m *muc) iq(st *server.Stanza) {
 		m.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such room"))
 		return
 	}
+	if h := m.svc.roomIQ(st.ChildSpace); h != nil {
+		// Another plugin's room IQ: answered without the room locked, so
+		// the handler can read the room.
+		r.unlock()
+		payload, err := h(context.Background(), st)
+		if errors.Is(err, server.ErrReplied) {
+			return
+		}
+		var se *server.StanzaError
+		switch {
+		case errors.As(err, &se):
+			m.fail(st, se)
+		case err != nil:
+			m.log.Error("muc: room IQ handler", "ns", st.ChildSpace, "err", err)
+			m.fail(st, server.ErrInternal)
+		default:
+			m.result(st, payload)
+		}
+		return
+	}
 	defer r.unlock()
 	switch {
 	case st.ChildSpace == nsAdmin:
@@ -139,6 +161,9 @@ func (r *room) discoInfo() []byte {
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous"),
 	} {
+		b = feature(b, f)
+	}
+	for _, f := range r.m.svc.roomFeatures() {
 		b = feature(b, f)
 	}
 	b = append(b, "<x xmlns='"+form.NS+"' type='result'>"...)

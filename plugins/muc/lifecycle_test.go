@@ -304,3 +304,34 @@ func TestEventsAndReadAPI(t *testing.T) {
 		t.Fatalf("events %v, want %s", kinds, want)
 	}
 }
+
+// Other plugins answer their own IQs to rooms (the video gateway's token
+// request) and the rooms list the namespace as a feature.
+func TestHandleRoomIQ(t *testing.T) {
+	e := start(t, servertest.Options{})
+	const ns = "urn:example:token"
+	remove := e.svc.HandleRoomIQ(ns, func(_ context.Context, st *server.Stanza) ([]byte, error) {
+		occ, ok := e.svc.Occupant(st.To.Bare(), st.From)
+		if !ok {
+			return nil, server.Errorf("cancel", "not-acceptable", "occupants only")
+		}
+		return []byte("<token xmlns='" + ns + "' role='" + occ.Role.String() + "'/>"), nil
+	})
+	o, x := e.login("o", "r"), e.login("x", "r")
+	create(o, "tok", "O")
+	ask := func(c *servertest.Client, id string) servertest.Element {
+		return c.IQ("<iq type='get' id='"+id+"' to='"+roomJID("tok")+"'><token xmlns='"+ns+"'/></iq>", id)
+	}
+	if r := ask(o, "t1"); !strings.Contains(r.Raw, "<token xmlns='"+ns+"' role='moderator'/>") || from(r) != roomJID("tok") {
+		t.Fatalf("token: %s", r.Raw)
+	}
+	if r := ask(x, "t2"); !isError("not-acceptable")(r) {
+		t.Fatalf("non-occupant: %s", r.Raw)
+	}
+	wantContains(t, "feature", discoInfo(x, roomJID("tok"), "i"), "<feature var='"+ns+"'/>")
+	remove()
+	if r := ask(o, "t3"); !isError("service-unavailable")(r) {
+		t.Fatalf("after remove: %s", r.Raw)
+	}
+	wantNot(t, "feature gone", discoInfo(x, roomJID("tok"), "i2"), ns)
+}

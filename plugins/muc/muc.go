@@ -47,6 +47,9 @@ const (
 // runs: while the plugin is disabled its lookups find nothing.
 type Service struct {
 	cur atomic.Pointer[muc]
+
+	mu      sync.RWMutex
+	roomIQs map[string]server.IQHandler // namespace -> handler, for IQs to room JIDs
 }
 
 // NewService returns a service whose Plugin goes into the binary's plugin list;
@@ -71,6 +74,42 @@ func (s *Service) Plugin() plugins.Info {
 		Migrations: migrations(),
 		New:        func() plugins.Plugin { return &muc{svc: s} },
 	}
+}
+
+// HandleRoomIQ makes h answer IQ gets and sets in namespace ns addressed
+// to a room's bare JID (the video gateway's token request), and lists ns
+// among every room's disco#info features, until remove is called. h runs
+// with no room locked, so it may use the read API; the room exists when it
+// is called.
+func (s *Service) HandleRoomIQ(ns string, h server.IQHandler) (remove func()) {
+	s.mu.Lock()
+	if s.roomIQs == nil {
+		s.roomIQs = map[string]server.IQHandler{}
+	}
+	s.roomIQs[ns] = h
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.roomIQs, ns)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) roomIQ(ns string) server.IQHandler {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.roomIQs[ns]
+}
+
+func (s *Service) roomFeatures() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.roomIQs))
+	for ns := range s.roomIQs {
+		out = append(out, ns)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Domain is the service's JID (conference.<domain>); zero while not running.
