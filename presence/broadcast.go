@@ -22,24 +22,19 @@ func (e *Engine) broadcast(st *server.Stanza) error {
 	}
 	sess := st.Session
 	ps := stateOf(sess)
-	ctx := context.Background()
-	bare := sess.Bare()
-	items, _, err := e.roster.Items(ctx, st.From.Bare())
-	if err != nil {
-		// Without the roster only the user's own resources hear of it; the session
-		// carries on.
-		e.log.Error("presence: roster for broadcast", "jid", sess.Full(), "err", err)
-	}
 	if st.Type == "unavailable" {
-		e.logout(ps, raw, items)
+		e.logout(ps, raw)
 		return nil
 	}
+	ctx := context.Background()
+	bare := sess.Bare()
 	prio := server.PresencePriority(raw)
 	unlock := e.lockUser(bare)
 	if ps.ended {
 		unlock()
 		return nil
 	}
+	items := e.audience(sess)
 	initial := !ps.available
 	ps.available, ps.last, ps.priority = true, raw, prio
 	sess.SetAvailable(true, prio)
@@ -64,7 +59,7 @@ func (e *Engine) broadcast(st *server.Stanza) error {
 
 // logout broadcasts a session's explicit unavailable presence (RFC 6121 §4.5.2) to
 // its contacts, its own resources and every entity it sent directed presence to.
-func (e *Engine) logout(ps *state, raw []byte, items []roster.Item) {
+func (e *Engine) logout(ps *state, raw []byte) {
 	sess := ps.sess
 	bare := sess.Bare()
 	unlock := e.lockUser(bare)
@@ -72,6 +67,7 @@ func (e *Engine) logout(ps *state, raw []byte, items []roster.Item) {
 		unlock()
 		return
 	}
+	items := e.audience(sess)
 	was := ps.available
 	directed := ps.directed
 	ps.available, ps.last, ps.directed = false, nil, nil
@@ -90,6 +86,19 @@ func (e *Engine) logout(ps *state, raw []byte, items []roster.Item) {
 	if was {
 		server.Publish(e.srv.Bus(), server.PresenceChanged{Session: sess, Available: false, Raw: raw})
 	}
+}
+
+// audience returns the user's roster for a broadcast. It is read under the user's
+// lock: a contact that gains a subscription is sent the current presence under the
+// same lock (presenceTo), so either that or the broadcast reaches it with the newest
+// presence. Without the roster only the user's own resources hear of it; the session
+// carries on.
+func (e *Engine) audience(sess *server.Session) []roster.Item {
+	items, _, err := e.roster.Items(context.Background(), sess.JID().Bare())
+	if err != nil {
+		e.log.Error("presence: roster for a broadcast", "jid", sess.Full(), "err", err)
+	}
+	return items
 }
 
 // otherAvailable reports whether the user has an available resource other than

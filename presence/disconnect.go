@@ -1,7 +1,6 @@
 package presence
 
 import (
-	"context"
 	"slices"
 	"time"
 
@@ -50,11 +49,6 @@ func (e *Engine) sessionEnded(ev server.SessionEnded) {
 		return
 	}
 	bare := sess.Bare()
-	// Read before locking: a cache miss reads SQLite.
-	items, _, err := e.roster.Items(context.Background(), sess.JID().Bare())
-	if err != nil {
-		e.log.Error("presence: roster for synthesized unavailable", "jid", sess.Full(), "err", err)
-	}
 	unlock := e.lockUser(bare)
 	was, directed := ps.available, ps.directed
 	ps.ended, ps.available, ps.last, ps.directed, ps.interested = true, false, nil, nil, false
@@ -62,9 +56,9 @@ func (e *Engine) sessionEnded(ev server.SessionEnded) {
 		unlock()
 		return
 	}
-	to := audience{own: was, items: items, directed: directed}
-	if !was {
-		to.items = nil
+	to := audience{own: was, directed: directed}
+	if was {
+		to.items = e.audience(sess)
 	}
 	// After a resource conflict the same full JID is bound again (RFC 6120 §7.7.2.2:
 	// the newer session wins) and the old session's end arrives later. Once the new

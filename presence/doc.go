@@ -22,7 +22,18 @@
 //     <status/> naming the reason. It is sent exactly once.
 //   - Last activity (XEP-0012 §4-§6): the logout time and status of each user are
 //     stored (table presence_last, owner "presence") and answered to authorised
-//     requesters; the server answers with its uptime.
+//     requesters; the server answers with its uptime; a query to a full JID goes to
+//     that client, but only from someone allowed to see the user's presence. It is
+//     part of the engine rather than a plugin because the engine is the only place
+//     that knows when a user's last available resource goes away (explicitly or
+//     synthesized), and the same records answer the probes of point 3: a plugin that
+//     could be switched off would leave probes without data or need the engine's
+//     internals.
+//
+// The engine is not a plugin: the presence of every session depends on it, so it is
+// created and started with the server (cmd/hearth/serve.go) and cannot be disabled at
+// run time. Its inbound hook has the lowest priority (HookPriority), so plugins see
+// presence stanzas before the engine consumes them.
 //
 // # Concurrency
 //
