@@ -133,13 +133,7 @@ func TestInteropRoom(t *testing.T) {
 			da := c.Decoding("A", b.ConnectionID)
 			db := c.Decoding("B", a.ConnectionID)
 			if relay {
-				for _, d := range []ovtest.Decoding{da, db} {
-					for _, s := range d.Stats.Subscribers {
-						if s.Local != "relay" {
-							t.Errorf("subscriber pair %+v is not relayed", s.Pair)
-						}
-					}
-				}
+				ovtest.CheckPairs(t, "relay", da, db)
 				if st := ts.Stats(); st.AllocationsCreated == 0 || st.BytesToPeers == 0 {
 					t.Errorf("TURN relayed nothing: %+v", st)
 				}

@@ -236,17 +236,7 @@ func TestRoomWaysOut(t *testing.T) {
 	}
 	for _, w := range ways {
 		t.Run(w.name, func(t *testing.T) {
-			e := startEnv(t)
-			bob := e.login("bob")
-			create(bob, "r", "bob")
-			alice := e.login("alice")
-			join(alice, "r", "alice")
-			a := ovtest.Dial(t, e.url, "alice")
-			a.Join(token(alice, "r").URL)
-			sa := a.Publish()
-			b := ovtest.Dial(t, e.url, "bob")
-			b.Join(token(bob, "r").URL)
-			b.Subscribe(sa)
+			e, alice, bob, a, b := roomPair(t)
 			sb := b.Publish()
 			a.WaitNote("participantPublished", "id", b.ID())
 			a.Subscribe(sb)
@@ -292,17 +282,7 @@ func TestRoomWaysOut(t *testing.T) {
 // TestRoomDestroyedAndRoleChange: destroying the room closes its video session
 // for everyone in it; a participant made visitor is unpublished.
 func TestRoomDestroyedAndRoleChange(t *testing.T) {
-	e := startEnv(t)
-	bob := e.login("bob")
-	create(bob, "r", "bob")
-	alice := e.login("alice")
-	join(alice, "r", "alice")
-	a := ovtest.Dial(t, e.url, "alice")
-	a.Join(token(alice, "r").URL)
-	sa := a.Publish()
-	b := ovtest.Dial(t, e.url, "bob")
-	b.Join(token(bob, "r").URL)
-	b.Subscribe(sa)
+	e, _, bob, a, b := roomPair(t)
 	e.hooks.Take(5)
 
 	// Bob revokes Alice's voice: her stream goes, for her and for Bob.
@@ -335,6 +315,24 @@ func TestRoomDestroyedAndRoleChange(t *testing.T) {
 	a.WaitNote("participantEvicted", "connectionId", a.ID(), "reason", "sessionClosedByServer")
 	b.WaitNote("participantEvicted", "connectionId", b.ID(), "reason", "sessionClosedByServer")
 	waitFor(t, "pipeline released", func() bool { return e.node.Load().Pipelines == 0 })
+}
+
+// roomPair: Bob owns room r, Alice is a participant; both joined the video
+// session with tokens from the room, Alice publishes and Bob watches her.
+func roomPair(t *testing.T) (e *env, alice, bob *servertest.Client, a, b *ovtest.Browser) {
+	t.Helper()
+	e = startEnv(t)
+	bob = e.login("bob")
+	create(bob, "r", "bob")
+	alice = e.login("alice")
+	join(alice, "r", "alice")
+	a = ovtest.Dial(t, e.url, "alice")
+	a.Join(token(alice, "r").URL)
+	sa := a.Publish()
+	b = ovtest.Dial(t, e.url, "bob")
+	b.Join(token(bob, "r").URL)
+	b.Subscribe(sa)
+	return e, alice, bob, a, b
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {

@@ -1,9 +1,10 @@
 package openvidu
 
 import (
-	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"slices"
 	"testing"
+
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 )
 
 // TestChromium: two headless Chromium pages with the unmodified openvidu-browser
@@ -32,25 +33,10 @@ func TestChromium(t *testing.T) {
 			da := c.Decoding("A", b.ConnectionID)
 			db := c.Decoding("B", a.ConnectionID)
 			if !relay {
-				for _, d := range []ovtest.Decoding{da, db} {
-					for _, s := range d.Stats.Subscribers {
-						if s.Local != "host" {
-							t.Errorf("subscriber pair %+v is not direct", s.Pair)
-						}
-					}
-				}
+				ovtest.CheckPairs(t, "host", da, db)
 			}
 			if relay {
-				for _, d := range []ovtest.Decoding{da, db} {
-					for _, s := range d.Stats.Subscribers {
-						if s.Local != "relay" {
-							t.Errorf("subscriber pair %+v is not relayed", s.Pair)
-						}
-					}
-					if d.Stats.Publisher.Local != "relay" {
-						t.Errorf("publisher pair %+v is not relayed", d.Stats.Publisher.Pair)
-					}
-				}
+				ovtest.CheckPairs(t, "relay", da, db)
 				if st := e.turn.Stats(); st.AllocationsCreated == 0 || st.BytesToPeers == 0 {
 					t.Errorf("TURN relayed nothing: %+v", st)
 				}

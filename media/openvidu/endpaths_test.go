@@ -2,8 +2,9 @@ package openvidu
 
 import (
 	"context"
-	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"testing"
+
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 )
 
 // TestEndPaths is the matrix of video.md §7.2 rule 7: every way a participant or a

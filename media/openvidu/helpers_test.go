@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/hearth-im/hearth/media/kurento"
 	"github.com/hearth-im/hearth/media/node"
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"github.com/hearth-im/hearth/media/turn"
 )
 

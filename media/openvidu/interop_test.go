@@ -4,36 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/hearth-im/hearth/media/openvidu/ovtest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 )
 
 // Interop tests with unmodified npm clients (openvidu-node-client, openvidu-browser
 // in headless Chromium). They need Node.js, Chromium and js/node_modules
 // (testdeps.sh) and run only with HEARTH_INTEROP=1.
-
-func interopDir(t testing.TB) string {
-	t.Helper()
-	if os.Getenv("HEARTH_INTEROP") != "1" {
-		t.Skip("interop test: set HEARTH_INTEROP=1 (dependencies: media/openvidu/testdeps.sh)")
-	}
-	dir, err := filepath.Abs("js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node missing: run media/openvidu/testdeps.sh")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openvidu-node-client")); err != nil {
-		t.Fatal("npm packages missing: run media/openvidu/testdeps.sh")
-	}
-	return dir
-}
 
 // runNode runs a script in js/ and returns its last stdout line.
 func runNode(t testing.TB, dir string, timeout time.Duration, args ...string) string {
@@ -55,7 +36,7 @@ func runNode(t testing.TB, dir string, timeout time.Duration, args ...string) st
 // 409 path, generated id), connections and a legacy token, reads them back,
 // updates and force-disconnects a connection and closes the sessions.
 func TestNodeClient(t *testing.T) {
-	dir := interopDir(t)
+	dir := ovtest.NeedJS(t, "js")
 	e := startEnv(t, envOptions{})
 	line := runNode(t, dir, 60*time.Second, "node_client.js", e.url, e.secret)
 	var r struct {

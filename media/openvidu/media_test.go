@@ -2,8 +2,9 @@ package openvidu
 
 import (
 	"fmt"
-	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"testing"
+
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 )
 
 // TestTwoBrowsers: two participants join with REST tokens, publish, subscribe to

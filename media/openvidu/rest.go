@@ -405,11 +405,6 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request) {
 // patchConnection is OpenVidu Pro's connection update (node-client's
 // updateConnection): role and record.
 func (s *Server) patchConnection(w http.ResponseWriter, r *http.Request) {
-	ss := s.session(r.PathValue("id"))
-	if ss == nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
 	a, err := readBody(r)
 	if err != nil {
 		s.apiError(w, r, http.StatusBadRequest, err.Error())
@@ -433,13 +428,8 @@ func (s *Server) patchConnection(w http.ResponseWriter, r *http.Request) {
 		}
 		record = &b
 	}
-	var found bool
-	ss.do(r.Context(), func() {
-		p := ss.participant(r.PathValue("cid"))
-		if p == nil {
-			return
-		}
-		found = true
+	var out map[string]any
+	err = s.onConnection(r.Context(), r.PathValue("id"), r.PathValue("cid"), func(ss *session, p *participant) {
 		if role != "" {
 			ss.setRole(p, role, ReasonForceUnpublishByServer)
 		}
@@ -453,33 +443,38 @@ func (s *Server) patchConnection(w http.ResponseWriter, r *http.Request) {
 				p.notify("connectionPropertyChanged", map[string]any{"property": "record", "newValue": strconv.FormatBool(*record)})
 			}
 		}
+		out = p.json()
 	})
-	p := ss.participant(r.PathValue("cid"))
-	if !found || p == nil {
-		w.WriteHeader(http.StatusNotFound)
+	if writeConnErr(w, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, p.json())
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) {
-	ss := s.session(r.PathValue("id"))
-	if ss == nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	var found bool
-	ss.do(r.Context(), func() {
-		if p := ss.participant(r.PathValue("cid")); p != nil {
-			found = true
-			ss.endParticipant(p, ReasonForceDisconnectByServer)
-		}
+	err := s.onConnection(r.Context(), r.PathValue("id"), r.PathValue("cid"), func(ss *session, p *participant) {
+		ss.endParticipant(p, ReasonForceDisconnectByServer)
 	})
-	if !found {
-		w.WriteHeader(http.StatusNotFound)
+	if writeConnErr(w, err) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeConnErr answers a failed connection lookup as OpenVidu does (§1.8): 400
+// for an unknown session, 404 for an unknown connection, both with no body.
+func writeConnErr(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrSessionNotFound):
+		w.WriteHeader(http.StatusBadRequest)
+	case errors.Is(err, ErrConnNotFound):
+		w.WriteHeader(http.StatusNotFound)
+	default:
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	return true
 }
 
 func (s *Server) deleteStream(w http.ResponseWriter, r *http.Request) {

@@ -2,9 +2,10 @@ package openvidu
 
 import (
 	"encoding/json"
-	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 	"strings"
 	"testing"
+
+	"github.com/hearth-im/hearth/media/openvidu/ovtest"
 )
 
 // TestRESTSessions covers video.md §1.3-§1.5 with the bodies node-client sends

@@ -293,20 +293,7 @@ func (s *Server) CreateConnection(sessionID string, p ConnectionProperties) (Con
 // Disconnect ends a connection: a joined participant is evicted with reason (or
 // leaves, for ReasonDisconnect); a pending one just loses its token.
 func (s *Server) Disconnect(ctx context.Context, sessionID, connectionID string, reason EndReason) error {
-	ss := s.session(sessionID)
-	if ss == nil {
-		return ErrSessionNotFound
-	}
-	var err error
-	derr := ss.do(ctx, func() {
-		p := ss.participant(connectionID)
-		if p == nil {
-			err = ErrConnNotFound
-			return
-		}
-		ss.endParticipant(p, reason)
-	})
-	return errors.Join(err, derr)
+	return s.onConnection(ctx, sessionID, connectionID, func(ss *session, p *participant) { ss.endParticipant(p, reason) })
 }
 
 // SetRole changes a connection's role. A publisher whose new role cannot publish
@@ -316,20 +303,26 @@ func (s *Server) SetRole(ctx context.Context, sessionID, connectionID string, ro
 	if !role.valid() {
 		return fmt.Errorf("openvidu: invalid role %q", role)
 	}
+	return s.onConnection(ctx, sessionID, connectionID, func(ss *session, p *participant) { ss.setRole(p, role, reason) })
+}
+
+// onConnection runs fn on the session's actor with the connection, or reports
+// which of the two does not exist.
+func (s *Server) onConnection(ctx context.Context, sessionID, connectionID string, fn func(*session, *participant)) error {
 	ss := s.session(sessionID)
 	if ss == nil {
 		return ErrSessionNotFound
 	}
-	var err error
-	derr := ss.do(ctx, func() {
-		p := ss.participant(connectionID)
-		if p == nil {
-			err = ErrConnNotFound
-			return
+	err := ErrConnNotFound
+	if derr := ss.do(ctx, func() {
+		if p := ss.participant(connectionID); p != nil {
+			err = nil
+			fn(ss, p)
 		}
-		ss.setRole(p, role, reason)
-	})
-	return errors.Join(err, derr)
+	}); derr != nil {
+		return derr
+	}
+	return err
 }
 
 // SessionIDs lists the live sessions.

@@ -255,3 +255,20 @@ func (lr *lineReader) expect(prefix string, timeout time.Duration) string {
 		}
 	}
 }
+
+// CheckPairs asserts that every selected candidate pair of the pages'
+// PeerConnections has a local candidate of type local ("relay" when ICE went
+// through TURN, "host" for direct paths).
+func CheckPairs(t testing.TB, local string, ds ...Decoding) {
+	t.Helper()
+	for _, d := range ds {
+		for _, s := range d.Stats.Subscribers {
+			if s.Local != local {
+				t.Errorf("subscriber pair %+v, want local %s", s.Pair, local)
+			}
+		}
+		if d.Stats.Publisher.Local != local {
+			t.Errorf("publisher pair %+v, want local %s", d.Stats.Publisher.Pair, local)
+		}
+	}
+}
