@@ -223,7 +223,7 @@ func (ss *session) join(p *participant, c *rpcConn, platform, metadata string) (
 	p.location = "unknown"
 	p.metadata = fullMetadata(metadata, p.props.Data)
 	p.rpc = c
-	p.privateID = c.id
+	p.privateID = c.rpcID()
 	p.detachedAt = time.Time{}
 	value := make([]any, 0, len(others))
 	for _, q := range others {
@@ -240,7 +240,7 @@ func (ss *session) join(p *participant, c *rpcConn, platform, metadata string) (
 	c.mu.Unlock()
 	ss.s.mu.Lock()
 	delete(ss.s.tokens, p.key)
-	ss.s.private[c.id] = p
+	ss.s.private[c.rpcID()] = p
 	ss.s.mu.Unlock()
 	ss.s.log.Info("participant joined", "session", ss.id, "connection", p.id, "role", role)
 
@@ -318,7 +318,7 @@ func (c *rpcConn) resume(a args) (map[string]any, *rpcError) {
 	// The new socket takes the old RPC session id, which the browser keeps using.
 	c.mu.Lock()
 	c.part = p
-	c.id = id
+	c.privID = id
 	c.mu.Unlock()
 	if old != nil && old != c {
 		old.mu.Lock()

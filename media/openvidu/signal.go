@@ -64,7 +64,6 @@ type rpcRequest struct {
 type rpcConn struct {
 	s        *Server
 	ws       *websocket.Conn
-	id       string // the RPC session id, the participant's private id
 	remoteIP string
 	out      chan []byte
 	work     chan rpcRequest
@@ -72,6 +71,7 @@ type rpcConn struct {
 	once     sync.Once
 
 	mu          sync.Mutex
+	privID      string // the RPC session id, the participant's private id
 	part        *participant
 	lastPing    time.Time
 	pingTimeout time.Duration
@@ -113,7 +113,7 @@ func clientIP(r *http.Request) string {
 }
 
 func (s *Server) serveSignal(ws *websocket.Conn, ip string) {
-	c := &rpcConn{s: s, ws: ws, id: randomID("", 25), remoteIP: ip,
+	c := &rpcConn{s: s, ws: ws, privID: randomID("", 25), remoteIP: ip,
 		out: make(chan []byte, outQueue), work: make(chan rpcRequest, workQueue), closed: make(chan struct{}),
 		lastPing: time.Now(), pingTimeout: s.cfg.PingTimeout}
 	if c.pingTimeout <= 0 {
@@ -219,7 +219,7 @@ func (c *rpcConn) send(b []byte) {
 	select {
 	case c.out <- b:
 	default:
-		c.s.log.Warn("signalling socket not reading, closing it", "rpc", c.id)
+		c.s.log.Warn("signalling socket not reading, closing it", "rpc", c.rpcID())
 		c.close()
 	}
 }
@@ -238,7 +238,7 @@ func (c *rpcConn) reply(id json.RawMessage, result map[string]any, err *rpcError
 			result = map[string]any{}
 		}
 		if _, ok := result["sessionId"]; !ok {
-			result["sessionId"] = c.id
+			result["sessionId"] = c.rpcID()
 		}
 		msg["result"] = result
 	}
@@ -252,7 +252,7 @@ func (c *rpcConn) notify(method string, params map[string]any) {
 	for k, v := range params {
 		p[k] = v
 	}
-	p["sessionId"] = c.id
+	p["sessionId"] = c.rpcID()
 	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": p})
 	c.send(b)
 }
@@ -307,6 +307,13 @@ func (c *rpcConn) detach(p *participant) {
 	})
 }
 
+// rpcID is the RPC session id: the socket's own, or the one it resumed.
+func (c *rpcConn) rpcID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.privID
+}
+
 // participant returns the joined participant of this socket.
 func (c *rpcConn) participant() *participant {
 	c.mu.Lock()
@@ -327,7 +334,7 @@ func (c *rpcConn) watchdog(now time.Time) {
 	if !late {
 		return
 	}
-	c.s.log.Info("signalling socket missed its pings", "rpc", c.id)
+	c.s.log.Info("signalling socket missed its pings", "rpc", c.rpcID())
 	if p != nil {
 		ss := p.ss
 		ss.mu.Lock()
