@@ -1,7 +1,10 @@
 package openvidu
 
 import (
+	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/hearth-im/hearth/media/openvidu/ovtest"
@@ -108,3 +111,37 @@ func TestTwoBrowsers(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+// TestCloseLeavesNothing: after Close no goroutine of the gateway is left
+// (actors, socket loops, housekeeping, webhook sender, node pool).
+func TestCloseLeavesNothing(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	a := ovtest.Dial(t, e.url, "alice")
+	a.Join(e.token("s", nil))
+	a.Publish()
+	e.hooks.Take(3)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := e.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitNote("participantEvicted", "reason", "openviduServerStopped")
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Log(last)
+		}
+	}()
+	waitFor(t, "the gateway's goroutines to end", func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			// The gateway's own code; the test's servers and peers are not.
+			if (strings.Contains(g, "hearth/media/openvidu.") || strings.Contains(g, "hearth/media/kurento.")) && !strings.Contains(g, "_test.go") && !strings.Contains(g, "ovtest.") {
+				last = g
+				return false
+			}
+		}
+		return true
+	})
+}
