@@ -1,16 +1,21 @@
 package muc_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hearth-im/hearth/plugins"
 	"github.com/hearth-im/hearth/plugins/muc"
 	"github.com/hearth-im/hearth/plugins/plugintest"
+	"github.com/hearth-im/hearth/presence"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/servertest"
+	"github.com/hearth-im/hearth/storage"
 )
 
 const (
@@ -41,6 +46,40 @@ func start(t testing.TB, o servertest.Options) *env {
 		}
 	}
 	e, _ := plugintest.Start(t, o, svc.Plugin())
+	return &env{Env: e, svc: svc, events: rec, users: map[string]bool{}}
+}
+
+// startWithPresence wires the presence engine before the plugins, as
+// cmd/hearth does: its SessionEnded handler (unavailable presence to
+// directed-presence targets, the rooms) runs before the MUC plugin's.
+func startWithPresence(t testing.TB) *env {
+	t.Helper()
+	svc := muc.NewService()
+	rec := &recorder{ch: make(chan struct{}, 1)}
+	infos := []plugins.Info{svc.Plugin()}
+	e := servertest.Start(t, servertest.Options{
+		Define: func(p *storage.Props) { plugins.Define(p, infos) },
+		Setup: func(e *servertest.Env) {
+			log := slog.New(slog.DiscardHandler)
+			eng, err := presence.New(e.Srv, e.DB, presence.Options{Log: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.Start(); err != nil {
+				t.Fatal(err)
+			}
+			e.OnStop(func() { eng.Stop() })
+			mgr, err := plugins.NewManager(e.Srv, e.DB, log, infos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := mgr.Start(); err != nil {
+				t.Fatal(err)
+			}
+			e.OnStop(func() { mgr.Stop(context.Background()) })
+			rec.subscribe(e.Srv.Bus())
+		},
+	})
 	return &env{Env: e, svc: svc, events: rec, users: map[string]bool{}}
 }
 

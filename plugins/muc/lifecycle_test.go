@@ -335,3 +335,42 @@ func TestHandleRoomIQ(t *testing.T) {
 	}
 	wantNot(t, "feature gone", discoInfo(x, roomJID("tok"), "i2"), ns)
 }
+
+// With the presence engine (as in the binary), a session that ends is
+// announced to the room by the engine's synthesized unavailable presence,
+// which the room takes as a disconnection; and when the same full JID logs
+// in again (resource conflict) and rejoins, the old session's end does not
+// take the new one out.
+func TestGhostsWithPresenceEngine(t *testing.T) {
+	e := startWithPresence(t)
+	o := e.login("o", "r")
+	create(o, "pe", "O")
+	g := e.login("ghost", "r")
+	g.Write("<presence/>")
+	join(g, "pe", "G", "")
+	g.Conn.Close()
+	el := o.Expect("ghost leaves", presenceFrom("pe", "G", "unavailable"))
+	wantContains(t, "synthesized", el, "<status>Disconnected: connection lost</status>")
+	ev := wait(t, e.events, func(ev muc.OccupantLeft) bool { return ev.Nick == "G" })
+	if ev.Reason != muc.LeftDisconnected {
+		t.Fatalf("leave reason: %+v", ev)
+	}
+
+	old := e.login("dup", "same")
+	old.Write("<presence/>")
+	join(old, "pe", "D", "")
+	e.events.reset()
+	fresh := e.login("dup", "same") // the same full JID: the old session ends (conflict)
+	old.ExpectClosed()
+	fresh.Write("<presence/>")
+	join(fresh, "pe", "D", "")
+	say(o, "pe", "still there?")
+	fresh.Expect("new session in the room", groupchat("pe", "still there?"))
+	e.Events.WaitEnded(t, "dup@localhost/same")
+	// After the old session's end has been processed the new one is in.
+	say(o, "pe", "and now?")
+	fresh.Expect("still in after the old session ended", groupchat("pe", "and now?"))
+	if occ, ok := e.svc.Occupant(jid.MustParse(roomJID("pe")), jid.MustParse("dup@localhost/same")); !ok || occ.Nick != "D" {
+		t.Fatalf("occupant after conflict: %+v %v", occ, ok)
+	}
+}

@@ -360,8 +360,12 @@ func (m *muc) sessionEnded(ev server.SessionEnded) {
 	for _, r := range rooms {
 		r.mu.Lock()
 		if !r.gone {
+			// The member may belong to a newer session of the same full JID
+			// (a resource conflict): only this session's membership ends.
 			if o := r.byReal[full]; o != nil {
-				r.removeSession(o, o.memberOf(full), LeftDisconnected, leave{text: string(ev.Reason)})
+				if mem := o.memberOf(full); mem != nil && mem.sess == ev.Session {
+					r.removeSession(o, mem, LeftDisconnected, leave{text: string(ev.Reason)})
+				}
 			}
 		}
 		r.unlock()

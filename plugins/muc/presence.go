@@ -111,7 +111,10 @@ func (m *muc) presence(st *server.Stanza) {
 }
 
 // unavailable: the occupant leaves (§7.14), or its client bounced the room's
-// presence (an error presence from the occupant), which means it is gone.
+// presence (an error presence from the occupant), which means it is gone. The
+// presence engine sends the room unavailable presence on behalf of a session
+// that ended (RFC 6121 §4.6.3, directed presence): that is a disconnection,
+// whichever of it and server.SessionEnded arrives first.
 func (m *muc) unavailable(st *server.Stanza) {
 	r := m.lockRoom(st.To.Bare().String(), nil)
 	if r == nil {
@@ -124,12 +127,26 @@ func (m *muc) unavailable(st *server.Stanza) {
 		return
 	}
 	mem := o.memberOf(full)
+	if st.Session != nil && mem.sess != nil && st.Session != mem.sess {
+		return // from a session that has since been replaced by the member's
+	}
 	if st.Type == "error" {
 		r.removeSession(o, mem, LeftError, leave{codes: []int{333}, text: "presence bounced"})
 		return
 	}
 	extra, _, _ := splitPresence(st.Raw)
-	r.removeSession(o, mem, LeftVoluntarily, leave{extra: extra})
+	var p struct {
+		Status string `xml:"status"`
+	}
+	st.Decode(&p)
+	why := LeftVoluntarily
+	if st.Session == nil && mem.sess != nil {
+		if !mem.sess.Ending() {
+			return // about an older session of this full JID, replaced by the member's
+		}
+		why = LeftDisconnected
+	}
+	r.removeSession(o, mem, why, leave{extra: extra, text: p.Status})
 }
 
 // available is a join (§7.2), a rejoin, a presence update (§7.7) or a
@@ -170,6 +187,14 @@ func (m *muc) available(st *server.Stanza) {
 	defer r.unlock()
 	full := st.From.String()
 	if o := r.byReal[full]; o != nil {
+		if mem := o.memberOf(full); st.Session != nil && mem.sess != st.Session {
+			// The full JID was bound again and the new session replaced the
+			// old one (RFC 6120 §7.7.2.2): the membership moves to it, and the
+			// old session's end will not take it away.
+			m.track(mem.sess, r, false)
+			mem.sess = st.Session
+			m.track(mem.sess, r, true)
+		}
 		switch {
 		case o.nick != nick:
 			m.changeNick(r, st, o, nick, extra)
