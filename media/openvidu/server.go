@@ -90,6 +90,8 @@ type Server struct {
 	sockets  map[*rpcConn]struct{}
 	closed   bool
 
+	socketsWG sync.WaitGroup // signalling sockets still open
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -170,7 +172,16 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range socks {
-		c.close()
+		c.closeFlushed()
+	}
+	done := make(chan struct{})
+	go func() { s.socketsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range socks {
+			c.close()
+		}
 	}
 	s.hooks.close(ctx)
 	s.nodes.close()

@@ -69,6 +69,8 @@ type rpcConn struct {
 	work     chan rpcRequest
 	closed   chan struct{}
 	once     sync.Once
+	flush    chan struct{} // closed to make the writer drain its queue and close
+	flushed  sync.Once
 
 	mu          sync.Mutex
 	privID      string // the RPC session id, the participant's private id
@@ -114,7 +116,7 @@ func clientIP(r *http.Request) string {
 
 func (s *Server) serveSignal(ws *websocket.Conn, ip string) {
 	c := &rpcConn{s: s, ws: ws, privID: randomID("", 25), remoteIP: ip,
-		out: make(chan []byte, outQueue), work: make(chan rpcRequest, workQueue), closed: make(chan struct{}),
+		out: make(chan []byte, outQueue), work: make(chan rpcRequest, workQueue), closed: make(chan struct{}), flush: make(chan struct{}),
 		lastPing: time.Now(), pingTimeout: s.cfg.PingTimeout}
 	if c.pingTimeout <= 0 {
 		c.pingTimeout = 20 * time.Second // no interval announced yet (video.md §3.2)
@@ -126,6 +128,7 @@ func (s *Server) serveSignal(ws *websocket.Conn, ip string) {
 		return
 	}
 	s.sockets[c] = struct{}{}
+	s.socketsWG.Add(1)
 	s.mu.Unlock()
 	ws.SetReadLimit(maxSignalFrame)
 	go c.writeLoop()
@@ -193,19 +196,44 @@ func (c *rpcConn) workLoop() {
 }
 
 func (c *rpcConn) writeLoop() {
+	write := func(b []byte) bool {
+		c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			c.close()
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case <-c.closed:
 			return
 		case b := <-c.out:
-			c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.close()
+			if !write(b) {
 				return
 			}
+		case <-c.flush:
+			// Shutdown: what is queued (evictions) goes out, then a close frame.
+			for {
+				select {
+				case b := <-c.out:
+					if !write(b) {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server stopping"), time.Now().Add(time.Second))
+			c.close()
+			return
 		}
 	}
 }
+
+// closeFlushed closes the socket once its queued frames are written.
+func (c *rpcConn) closeFlushed() { c.flushed.Do(func() { close(c.flush) }) }
 
 // send queues a frame without blocking; a full queue means the browser stopped
 // reading, and its socket is closed (the participant then gets the reconnect
@@ -271,7 +299,10 @@ func (c *rpcConn) close() {
 func (c *rpcConn) gone() {
 	c.close()
 	c.s.mu.Lock()
-	delete(c.s.sockets, c)
+	if _, ok := c.s.sockets[c]; ok {
+		delete(c.s.sockets, c)
+		c.s.socketsWG.Done()
+	}
 	c.s.mu.Unlock()
 	c.mu.Lock()
 	p := c.part
