@@ -112,25 +112,32 @@ start)
 		exit 1
 	fi
 	lp=$(listener_pid "$port")
+	# The process that really serves (beam.smp behind ejabberdctl), for stop.
+	echo "${lp:-$pid}" >"$dir/server.pid"
 	echo "${lp:-$pid}"
 	;;
 stop)
 	kind=$2 dir=$3
 	case $kind in
-	prosody) pidf=$dir/prosody.pid ;;
-	hearth) pidf=$dir/hearth.pid ;;
-	ejabberd)
-		$(ejabberdctl_for "$dir") stop >/dev/null 2>&1 || true
-		$(ejabberdctl_for "$dir") stopped >/dev/null 2>&1 || true
-		exit 0
-		;;
+	prosody | hearth | ejabberd) ;;
 	*) die "unknown peer kind $kind" ;;
 	esac
-	[[ -s $pidf ]] || exit 0
-	pid=$(cat "$pidf")
-	kill "$pid" 2>/dev/null || exit 0
-	for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
+	[[ -s $dir/server.pid ]] || exit 0
+	pid=$(cat "$dir/server.pid")
+	if [[ $kind == ejabberd ]]; then
+		$(ejabberdctl_for "$dir") stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+	else
+		kill "$pid" 2>/dev/null || true
+	fi
+	# Wait for the process itself, not for its wrapper: the next server may need the port
+	# (ejabberd can take a while to flush a large Mnesia database).
+	for ((i = 0; i < 600; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then rm -f "$dir/server.pid"; exit 0; fi
+		sleep 0.1
+	done
+	echo "peer.sh: $kind (pid $pid) still running after 60 s: killing it" >&2
 	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$dir/server.pid"
 	;;
 adduser)
 	kind=$2 dir=$3 user=$4 pass=$5 domain=${6:-localhost}
