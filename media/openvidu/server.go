@@ -255,6 +255,7 @@ func (s *Server) ensureSession(p SessionProperties, bind bool) (*session, bool, 
 			return ss, false, nil
 		}
 	} else {
+		// customSessionId stays "" for a generated id, as OpenVidu reports it.
 		for id == "" || s.sessions[id] != nil {
 			id = newSessionID()
 		}

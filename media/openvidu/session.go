@@ -104,17 +104,7 @@ type session struct {
 
 func newSession(s *Server, id string, p SessionProperties, bound bool) *session {
 	now := time.Now()
-	p.CustomSessionID = ""
-	if id != "" && !isGenerated(id) {
-		p.CustomSessionID = id
-	}
 	return &session{s: s, id: id, props: p, createdAt: now, bound: bound, parts: map[string]*participant{}, lastUsed: now}
-}
-
-// isGenerated tells a generated session id from a custom one, for the
-// customSessionId field ("" when the server chose the id).
-func isGenerated(id string) bool {
-	return len(id) == 14 && id[:4] == "ses_"
 }
 
 // post queues fn on the session's actor.
