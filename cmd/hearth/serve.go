@@ -107,6 +107,7 @@ type app struct {
 	log      *slog.Logger
 	turn     *turn.Server
 	node     *node.Node
+	nodeTURN atomic.Uint64 // numbers the media node's TURN users
 	db       *storage.DB
 	srv      *server.Server
 	plugins  *plugins.Manager
@@ -320,7 +321,9 @@ func (a *app) startMediaNode(addr string, turnHost func() string) error {
 			if a.turn == nil {
 				return nil
 			}
-			c := a.turn.Credentials("media-node@" + a.f.domain)
+			// One TURN user per endpoint: the per-user allocation quota is
+			// meant for people, not for the node's many endpoints.
+			c := a.turn.Credentials(fmt.Sprintf("media-node-%d@%s", a.nodeTURN.Add(1), a.f.domain))
 			udp, tcp := a.turn.Addr()
 			h := turnHost()
 			return []webrtc.ICEServer{{
