@@ -288,10 +288,8 @@ func (r *room) changeRole(o *occupant, nr Role, lv *leave) {
 // refreshView resends everyone's presence to o, after o gained the right to
 // see real JIDs.
 func (r *room) refreshView(o *occupant) {
-	for _, x := range r.list {
-		if x != o {
-			r.sendTo(o, "presence", "", x.jid, r.presence(x, r.seesJIDs(o)))
-		}
+	for _, mem := range o.sessions {
+		r.roster(mem, o, r.seesJIDs(o))
 	}
 }
 

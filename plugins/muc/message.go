@@ -71,9 +71,7 @@ func (m *muc) groupchat(st *server.Stanza) {
 		r.subject, r.subjectBy = subject, o.nick
 	}
 	t := templateOf(el, o.jid.String())
-	for _, rc := range r.list {
-		r.sendTo(rc, "message", "groupchat", o.jid, t)
-	}
+	r.fanout("message", "groupchat", o.jid, nil, func(*occupant) *tmpl { return t })
 	if !isSubject && bytes.Contains(st.Raw, []byte("<body")) {
 		r.remember(t, o.jid)
 	}

@@ -261,11 +261,7 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 	}
 	// 1. Everyone already there, as the newcomer may see them.
 	sees := r.seesJIDs(o)
-	for _, x := range r.list {
-		if x != o {
-			r.send("presence", "", x.jid, mem, r.presence(x, sees).to(mem))
-		}
-	}
+	r.roster(mem, o, sees)
 	if r.nicks[nick] == nil {
 		r.nicks[nick] = o
 		r.list = append(r.list, o)

@@ -313,22 +313,94 @@ func (r *room) sendTo(rcpt *occupant, name, typ string, from jid.JID, t *tmpl) {
 	}
 }
 
-// broadcastPresence sends o's presence (built by build for the two
-// visibilities) to every occupant except o, and self (if not nil) to o's own
-// sessions.
+// broadcastPresence sends o's presence (built for the two visibilities) to
+// every occupant except o, and self (if not nil) to o's own sessions.
 func (r *room) broadcastPresence(o *occupant, typ string, others [2]*tmpl, self *tmpl) {
-	for _, rc := range r.list {
-		if rc == o {
-			continue
-		}
-		t := others[0]
+	r.fanout("presence", typ, o.jid, o, func(rc *occupant) *tmpl {
 		if r.seesJIDs(rc) {
-			t = others[1]
+			return others[1]
 		}
-		r.sendTo(rc, "presence", typ, o.jid, t)
-	}
+		return others[0]
+	})
 	if self != nil {
 		r.sendTo(o, "presence", typ, o.jid, self)
+	}
+}
+
+// fanout queues, for every session of every occupant but skip, the stanza
+// pick(occupant) addressed to it. The copies share one buffer and their
+// Stanza values one slice: a broadcast costs two allocations, not two per
+// recipient.
+func (r *room) fanout(name, typ string, from jid.JID, skip *occupant, pick func(*occupant) *tmpl) {
+	n, size := 0, 0
+	for _, o := range r.list {
+		if o == skip {
+			continue
+		}
+		t := pick(o)
+		for _, mem := range o.sessions {
+			n++
+			size += t.len() + len(mem.toAttr)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, size)
+	sts := make([]server.Stanza, n)
+	r.out = slices.Grow(r.out, n)
+	i := 0
+	for _, o := range r.list {
+		if o == skip {
+			continue
+		}
+		t := pick(o)
+		for _, mem := range o.sessions {
+			start := len(buf)
+			buf = append(buf, t.head...)
+			buf = append(buf, mem.toAttr...)
+			buf = append(buf, t.tail...)
+			st := &sts[i]
+			i++
+			// Capacity-limited, so a delivery hook appending to Raw cannot
+			// overwrite the next recipient's copy.
+			*st = server.Stanza{Name: name, Type: typ, From: from, To: mem.jid, Raw: buf[start:len(buf):len(buf)]}
+			r.out = append(r.out, outItem{st: st, sess: mem.sess})
+		}
+	}
+}
+
+// roster queues the presence of every occupant but skip to one session, as
+// it may see them (§7.2.3: the occupants a newcomer receives first), with
+// the same two allocations as fanout.
+func (r *room) roster(mem *member, skip *occupant, withJIDs bool) {
+	n, size := 0, 0
+	for _, x := range r.list {
+		if x != skip {
+			n++
+			size += r.presence(x, withJIDs).len() + len(mem.toAttr)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, size)
+	sts := make([]server.Stanza, n)
+	r.out = slices.Grow(r.out, n)
+	i := 0
+	for _, x := range r.list {
+		if x == skip {
+			continue
+		}
+		t := r.presence(x, withJIDs)
+		start := len(buf)
+		buf = append(buf, t.head...)
+		buf = append(buf, mem.toAttr...)
+		buf = append(buf, t.tail...)
+		st := &sts[i]
+		i++
+		*st = server.Stanza{Name: "presence", From: x.jid, To: mem.jid, Raw: buf[start:len(buf):len(buf)]}
+		r.out = append(r.out, outItem{st: st, sess: mem.sess})
 	}
 }
 
@@ -460,7 +532,5 @@ func (r *room) statusMessage(codes ...int) {
 	}
 	tail = append(tail, "</x></message>"...)
 	t := &tmpl{head: head, tail: tail}
-	for _, o := range r.list {
-		r.sendTo(o, "message", "groupchat", r.jid, t)
-	}
+	r.fanout("message", "groupchat", r.jid, nil, func(*occupant) *tmpl { return t })
 }
