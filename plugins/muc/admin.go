@@ -61,17 +61,17 @@ type adminQuery struct {
 func (m *muc) admin(r *room, st *server.Stanza) {
 	var q adminQuery
 	if err := st.Decode(&q); err != nil || len(q.Query.Items) == 0 {
-		r.fail(st, server.ErrBadRequest)
+		fail(r, st, server.ErrBadRequest)
 		return
 	}
 	a := r.actorOf(st.From)
 	if st.Type == "get" {
 		payload, err := r.adminList(a, q.Query.Items[0])
 		if err != nil {
-			r.fail(st, err)
+			fail(r, st, err)
 			return
 		}
-		r.result(st, payload)
+		result(r, st, payload)
 		return
 	}
 	roles := map[*occupant]roleChange{}
@@ -82,16 +82,16 @@ func (m *muc) admin(r *room, st *server.Stanza) {
 		case it.Role != "" && it.Affiliation == "":
 			nr, ok := parseRole(it.Role)
 			if !ok || it.Nick == "" {
-				r.fail(st, server.ErrBadRequest)
+				fail(r, st, server.ErrBadRequest)
 				return
 			}
 			t := r.nicks[it.Nick]
 			if t == nil {
-				r.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no occupant %s", it.Nick))
+				fail(r, st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no occupant %s", it.Nick))
 				return
 			}
 			if err := r.checkRole(a, t, nr); err != nil {
-				r.fail(st, err)
+				fail(r, st, err)
 				return
 			}
 			if _, dup := roles[t]; !dup {
@@ -101,7 +101,7 @@ func (m *muc) admin(r *room, st *server.Stanza) {
 		case it.Affiliation != "" && it.Role == "":
 			na, ok := parseAffiliation(it.Affiliation)
 			if !ok {
-				r.fail(st, server.ErrBadRequest)
+				fail(r, st, server.ErrBadRequest)
 				return
 			}
 			var user string
@@ -109,33 +109,33 @@ func (m *muc) admin(r *room, st *server.Stanza) {
 			case it.JID != "":
 				j, err := jid.Parse(it.JID)
 				if err != nil {
-					r.fail(st, server.ErrJIDMalformed)
+					fail(r, st, server.ErrJIDMalformed)
 					return
 				}
 				user = j.Bare().String()
 			case it.Nick != "":
 				t := r.nicks[it.Nick]
 				if t == nil {
-					r.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no occupant %s", it.Nick))
+					fail(r, st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no occupant %s", it.Nick))
 					return
 				}
 				user = t.bare
 			default:
-				r.fail(st, server.ErrBadRequest)
+				fail(r, st, server.ErrBadRequest)
 				return
 			}
 			if err := r.checkAffiliation(a, user, na); err != nil {
-				r.fail(st, err)
+				fail(r, st, err)
 				return
 			}
 			affs[user] = affEntry{aff: na, reason: it.Reason}
 		default:
-			r.fail(st, server.ErrBadRequest)
+			fail(r, st, server.ErrBadRequest)
 			return
 		}
 	}
 	if err := r.setAffiliations(a, affs); err != nil {
-		r.fail(st, err)
+		fail(r, st, err)
 		return
 	}
 	for _, t := range order {
@@ -143,7 +143,7 @@ func (m *muc) admin(r *room, st *server.Stanza) {
 			r.setRole(a, t, roles[t])
 		}
 	}
-	r.result(st, nil)
+	result(r, st, nil)
 }
 
 type roleChange struct {

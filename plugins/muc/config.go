@@ -84,12 +84,24 @@ func (c config) apply(f *dataForm, maxHistory int) (config, *server.StanzaError)
 	bad := func(field string) (config, *server.StanzaError) {
 		return c, server.Errorf(stanza.Modify, stanza.NotAcceptable, "invalid value for %s", field)
 	}
+	flags := map[string]*bool{
+		fPersistent: &c.Persistent, fPublic: &c.Public, fMembersOnly: &c.MembersOnly, fModerated: &c.Moderated,
+		fPassProtected: &c.PasswordProtected, fAllowInvites: &c.AllowInvites, fChangeSubject: &c.ChangeSubject,
+		fLogging: &c.Logging,
+	}
 	for _, fl := range f.Fields {
 		v := ""
 		if len(fl.Values) > 0 {
 			v = fl.Values[0]
 		}
-		var flag *bool
+		if flag := flags[fl.Var]; flag != nil {
+			b, ok := boolValue(v)
+			if !ok {
+				return bad(fl.Var)
+			}
+			*flag = b
+			continue
+		}
 		switch fl.Var {
 		case "FORM_TYPE":
 			if v != nsRoomConfig {
@@ -101,22 +113,6 @@ func (c config) apply(f *dataForm, maxHistory int) (config, *server.StanzaError)
 			c.Desc = v
 		case fSecret:
 			c.Password = v
-		case fPersistent:
-			flag = &c.Persistent
-		case fPublic:
-			flag = &c.Public
-		case fMembersOnly:
-			flag = &c.MembersOnly
-		case fModerated:
-			flag = &c.Moderated
-		case fPassProtected:
-			flag = &c.PasswordProtected
-		case fAllowInvites:
-			flag = &c.AllowInvites
-		case fChangeSubject:
-			flag = &c.ChangeSubject
-		case fLogging:
-			flag = &c.Logging
 		case fMaxUsers:
 			if v == "" || v == "none" || v == "0" {
 				c.MaxUsers = 0
@@ -138,13 +134,6 @@ func (c config) apply(f *dataForm, maxHistory int) (config, *server.StanzaError)
 				return bad(fl.Var)
 			}
 			c.HistoryLength = n
-		}
-		if flag != nil {
-			b, ok := boolValue(v)
-			if !ok {
-				return bad(fl.Var)
-			}
-			*flag = b
 		}
 	}
 	return c, nil

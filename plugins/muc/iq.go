@@ -24,23 +24,23 @@ func (m *muc) toService(st *server.Stanza) {
 		switch {
 		case st.Type == "get" && st.ChildSpace == disco.NSInfo:
 			if node(st) != "" {
-				m.fail(st, server.ErrItemNotFound)
+				fail(m, st, server.ErrItemNotFound)
 				return
 			}
 			b := []byte("<query xmlns='" + disco.NSInfo + "'><identity category='conference' type='text' name='Chatrooms'/>")
 			for _, f := range []string{disco.NSInfo, disco.NSItems, nsMUC, ping.NS} {
 				b = feature(b, f)
 			}
-			m.result(st, append(b, "</query>"...))
+			result(m, st, append(b, "</query>"...))
 		case st.Type == "get" && st.ChildSpace == disco.NSItems:
-			m.result(st, m.publicRooms())
+			result(m, st, m.publicRooms())
 		case st.Type == "get" && st.ChildSpace == ping.NS:
-			m.result(st, nil)
+			result(m, st, nil)
 		default:
-			m.fail(st, server.ErrServiceUnavailable)
+			fail(m, st, server.ErrServiceUnavailable)
 		}
 	case "message":
-		m.fail(st, server.ErrServiceUnavailable)
+		fail(m, st, server.ErrServiceUnavailable)
 	}
 }
 
@@ -95,7 +95,7 @@ func (m *muc) iq(st *server.Stanza) {
 	}
 	r := m.lockRoom(st.To.Bare().String(), nil)
 	if r == nil {
-		m.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such room"))
+		fail(m, st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such room"))
 		return
 	}
 	if h := m.svc.roomIQ(st.ChildSpace); h != nil {
@@ -109,12 +109,12 @@ func (m *muc) iq(st *server.Stanza) {
 		var se *server.StanzaError
 		switch {
 		case errors.As(err, &se):
-			m.fail(st, se)
+			fail(m, st, se)
 		case err != nil:
 			m.log.Error("muc: room IQ handler", "ns", st.ChildSpace, "err", err)
-			m.fail(st, server.ErrInternal)
+			fail(m, st, server.ErrInternal)
 		default:
-			m.result(st, payload)
+			result(m, st, payload)
 		}
 		return
 	}
@@ -126,17 +126,17 @@ func (m *muc) iq(st *server.Stanza) {
 		m.owner(r, st)
 	case st.Type == "get" && st.ChildSpace == disco.NSInfo:
 		if node(st) != "" {
-			r.fail(st, server.ErrItemNotFound)
+			fail(r, st, server.ErrItemNotFound)
 			return
 		}
-		r.result(st, r.discoInfo())
+		result(r, st, r.discoInfo())
 	case st.Type == "get" && st.ChildSpace == disco.NSItems:
 		// §6.5: the occupant list may stay private; it does here.
-		r.result(st, []byte("<query xmlns='"+disco.NSItems+"'/>"))
+		result(r, st, []byte("<query xmlns='"+disco.NSItems+"'/>"))
 	case st.Type == "get" && st.ChildSpace == ping.NS:
-		r.result(st, nil)
+		result(r, st, nil)
 	default:
-		r.fail(st, server.ErrServiceUnavailable)
+		fail(r, st, server.ErrServiceUnavailable)
 	}
 }
 
@@ -204,32 +204,26 @@ func (m *muc) occupantIQ(st *server.Stanza) {
 	r := m.lockRoom(st.To.Bare().String(), nil)
 	if r == nil {
 		if st.ChildSpace == ping.NS {
-			m.fail(st, errNotJoined)
+			fail(m, st, errNotJoined)
 		} else {
-			m.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such room"))
+			fail(m, st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such room"))
 		}
 		return
 	}
 	defer r.unlock()
 	sender := r.byReal[st.From.String()]
 	if sender == nil {
-		r.fail(st, errNotJoined)
+		fail(r, st, errNotJoined)
 		return
 	}
-	target := r.nicks[st.To.Resourcepart()]
-	if st.ChildSpace == ping.NS && target == sender {
+	if st.ChildSpace == ping.NS && r.nicks[st.To.Resourcepart()] == sender {
 		// XEP-0410 §3: the service answers for the occupant, proving the
 		// client is still joined without a round trip to it.
-		r.result(st, nil)
+		result(r, st, nil)
 		return
 	}
+	target, el := r.addressee(st)
 	if target == nil {
-		r.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
-		return
-	}
-	el, err := parseHead(st.Raw)
-	if err != nil {
-		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	dest := target.sessions[0].jid

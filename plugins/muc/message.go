@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hearth-im/hearth/server"
+	"github.com/hearth-im/hearth/server/wire"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 )
@@ -28,43 +29,35 @@ func (m *muc) message(st *server.Stanza) {
 	}
 }
 
-var errNotOccupant = server.Errorf(stanza.Modify, stanza.NotAcceptable, "you are not in this room")
-
 // groupchat broadcasts an occupant's message to everyone in the room, the
 // sender included (§7.4), or changes the subject (§8.1). The stanza is
 // scanned once for its attributes; the broadcast rewrites only from and to.
 func (m *muc) groupchat(st *server.Stanza) {
-	r := m.lockRoom(st.To.Bare().String(), nil)
+	r, o := m.senderIn(st)
 	if r == nil {
-		m.fail(st, server.ErrItemNotFound)
 		return
 	}
 	defer r.unlock()
-	o := r.byReal[st.From.String()]
-	if o == nil {
-		r.fail(st, errNotOccupant)
-		return
-	}
 	if o.role < Participant {
 		// §7.4 / §8.3: visitors of a moderated room have no voice.
-		r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "you have no voice in this room"))
+		fail(r, st, server.Errorf(stanza.Auth, stanza.Forbidden, "you have no voice in this room"))
 		return
 	}
 	el, err := parseHead(st.Raw)
 	if err != nil {
-		r.fail(st, server.ErrBadRequest)
+		fail(r, st, server.ErrBadRequest)
 		return
 	}
 	subject, isSubject := subjectChange(st)
 	if isSubject {
 		if o.role != Moderator && !r.cfg.ChangeSubject {
-			r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may change the subject"))
+			fail(r, st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may change the subject"))
 			return
 		}
 		if r.cfg.Persistent {
 			if err := m.store.saveSubject(context.Background(), r.key, subject, o.nick); err != nil {
 				m.log.Error("muc: subject", "room", r.key, "err", err)
-				r.fail(st, server.ErrInternal)
+				fail(r, st, server.ErrInternal)
 				return
 			}
 		}
@@ -116,29 +109,17 @@ func (r *room) remember(t *tmpl, from jid.JID) {
 // from the sender's occupant JID (§7.5); error replies to such messages
 // travel back the same way.
 func (m *muc) private(st *server.Stanza) {
-	r := m.lockRoom(st.To.Bare().String(), nil)
+	r, o := m.senderIn(st)
 	if r == nil {
-		m.fail(st, server.ErrItemNotFound)
 		return
 	}
 	defer r.unlock()
-	o := r.byReal[st.From.String()]
-	if o == nil {
-		r.fail(st, errNotOccupant)
-		return
-	}
 	if st.Type == "groupchat" {
-		r.fail(st, server.Errorf(stanza.Modify, stanza.BadRequest, "groupchat messages go to the room, not to an occupant"))
+		fail(r, st, server.Errorf(stanza.Modify, stanza.BadRequest, "groupchat messages go to the room, not to an occupant"))
 		return
 	}
-	target := r.nicks[st.To.Resourcepart()]
+	target, el := r.addressee(st)
 	if target == nil {
-		r.fail(st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
-		return
-	}
-	el, err := parseHead(st.Raw)
-	if err != nil {
-		r.fail(st, server.ErrBadRequest)
 		return
 	}
 	mark := st.Type != "error" && !bytes.Contains(st.Raw, []byte(nsUser))
@@ -152,12 +133,31 @@ func (m *muc) private(st *server.Stanza) {
 	}
 }
 
-// gone lists the error conditions that mean a client is no longer there;
-// such a bounce of the room's traffic removes the occupant (status 333).
-var gone = map[string]bool{
-	"gone": true, "item-not-found": true, "recipient-unavailable": true, "redirect": true,
-	"remote-server-not-found": true, "remote-server-timeout": true, "service-unavailable": true,
-	"jid-malformed": true, "internal-server-error": true,
+// addressee returns the occupant an occupant JID names and the stanza's
+// scanned head, or answers item-not-found or bad-request and returns nil.
+func (r *room) addressee(st *server.Stanza) (*occupant, *wire.Element) {
+	target := r.nicks[st.To.Resourcepart()]
+	if target == nil {
+		fail(r, st, server.Errorf(stanza.Cancel, stanza.ItemNotFound, "no such occupant"))
+		return nil, nil
+	}
+	el, err := parseHead(st.Raw)
+	if err != nil {
+		fail(r, st, server.ErrBadRequest)
+		return nil, nil
+	}
+	return target, el
+}
+
+// gone reports whether an error condition means a client is no longer
+// there; such a bounce of the room's traffic removes the occupant (333).
+func gone(cond string) bool {
+	switch cond {
+	case "gone", "item-not-found", "recipient-unavailable", "redirect", "remote-server-not-found",
+		"remote-server-timeout", "service-unavailable", "jid-malformed", "internal-server-error":
+		return true
+	}
+	return false
 }
 
 // messageError: a client bounced a groupchat message.
@@ -170,7 +170,7 @@ func (m *muc) messageError(st *server.Stanza) {
 	st.Decode(&e)
 	kick := len(e.Error.Conds) == 0
 	for _, c := range e.Error.Conds {
-		if c.XMLName.Space == "urn:ietf:params:xml:ns:xmpp-stanzas" && gone[c.XMLName.Local] {
+		if c.XMLName.Space == "urn:ietf:params:xml:ns:xmpp-stanzas" && gone(c.XMLName.Local) {
 			kick = true
 		}
 	}
@@ -207,19 +207,19 @@ type userX struct {
 func (m *muc) mediated(st *server.Stanza) {
 	var u userX
 	if st.Decode(&u) != nil || u.X == nil || (len(u.X.Invites) == 0 && u.X.Decline == nil) {
-		m.fail(st, server.Errorf(stanza.Modify, stanza.BadRequest, "messages to a room are groupchat, invitations or declines"))
+		fail(m, st, server.Errorf(stanza.Modify, stanza.BadRequest, "messages to a room are groupchat, invitations or declines"))
 		return
 	}
 	r := m.lockRoom(st.To.Bare().String(), nil)
 	if r == nil {
-		m.fail(st, server.ErrItemNotFound)
+		fail(m, st, server.ErrItemNotFound)
 		return
 	}
 	defer r.unlock()
 	if d := u.X.Decline; d != nil {
 		to, err := jid.Parse(d.To)
 		if err != nil {
-			r.fail(st, server.ErrJIDMalformed)
+			fail(r, st, server.ErrJIDMalformed)
 			return
 		}
 		b := append([]byte("<message"), attr(nil, "from", r.key)...)
@@ -236,19 +236,19 @@ func (m *muc) mediated(st *server.Stanza) {
 	}
 	o := r.byReal[st.From.String()]
 	if o == nil {
-		r.fail(st, errNotOccupant)
+		fail(r, st, server.Errorf(stanza.Modify, stanza.NotAcceptable, "you are not in this room"))
 		return
 	}
 	inviterAff := r.affOf(o.bare)
 	if !r.cfg.AllowInvites && o.role != Moderator && inviterAff < Admin {
-		r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may invite to this room"))
+		fail(r, st, server.Errorf(stanza.Auth, stanza.Forbidden, "only moderators may invite to this room"))
 		return
 	}
 	var targets []jid.JID
 	for _, in := range u.X.Invites {
 		to, err := jid.Parse(in.To)
 		if err != nil {
-			r.fail(st, server.ErrJIDMalformed)
+			fail(r, st, server.ErrJIDMalformed)
 			return
 		}
 		targets = append(targets, to)
@@ -263,7 +263,7 @@ func (m *muc) mediated(st *server.Stanza) {
 			}
 		}
 		if err := r.setAffiliations(r.actorOf(st.From), grant); err != nil {
-			r.fail(st, err)
+			fail(r, st, err)
 			return
 		}
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/storage"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 )
 
 // Property keys.
@@ -420,15 +421,39 @@ func (m *muc) reply(st *server.Stanza, typ string, raw []byte) {
 	m.srv.Route(out)
 }
 
+// replier sends an answer back to a stanza's sender: the service directly
+// (*muc), a room through its queue (*room).
+type replier interface {
+	reply(st *server.Stanza, typ string, raw []byte)
+}
+
 // fail answers st with a stanza error, never an error with an error.
-func (m *muc) fail(st *server.Stanza, e *server.StanzaError) {
+func fail(to replier, st *server.Stanza, e *server.StanzaError) {
 	if st.Type == "error" || (st.Name == "iq" && st.Type == "result") {
 		return
 	}
-	m.reply(st, "error", server.ErrorReply(st, e))
+	to.reply(st, "error", server.ErrorReply(st, e))
 }
 
 // result answers an IQ.
-func (m *muc) result(st *server.Stanza, payload []byte) {
-	m.reply(st, "result", server.IQResult(st, payload))
+func result(to replier, st *server.Stanza, payload []byte) {
+	to.reply(st, "result", server.IQResult(st, payload))
+}
+
+// senderIn returns the room st is addressed to, locked, and the occupant
+// that sent st; or answers item-not-found (no room) or not-acceptable (not
+// an occupant, §7.4, §7.5) and returns nil. The caller unlocks the room.
+func (m *muc) senderIn(st *server.Stanza) (*room, *occupant) {
+	r := m.lockRoom(st.To.Bare().String(), nil)
+	if r == nil {
+		fail(m, st, server.ErrItemNotFound)
+		return nil, nil
+	}
+	o := r.byReal[st.From.String()]
+	if o == nil {
+		fail(r, st, server.Errorf(stanza.Modify, stanza.NotAcceptable, "you are not in this room"))
+		r.unlock()
+		return nil, nil
+	}
+	return r, o
 }

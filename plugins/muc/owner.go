@@ -15,18 +15,18 @@ import (
 func (m *muc) owner(r *room, st *server.Stanza) {
 	a := r.actorOf(st.From)
 	if a.aff != Owner {
-		r.fail(st, server.Errorf(stanza.Auth, stanza.Forbidden, "only owners configure or destroy a room"))
+		fail(r, st, server.Errorf(stanza.Auth, stanza.Forbidden, "only owners configure or destroy a room"))
 		return
 	}
 	var q ownerQuery
 	if err := st.Decode(&q); err != nil {
-		r.fail(st, server.ErrBadRequest)
+		fail(r, st, server.ErrBadRequest)
 		return
 	}
 	if st.Type == "get" {
 		b := []byte("<query xmlns='" + nsOwner + "'>")
 		b = append(b, r.cfg.formXML(r.key)...)
-		r.result(st, append(b, "</query>"...))
+		result(r, st, append(b, "</query>"...))
 		return
 	}
 	if d := q.Query.Destroy; d != nil {
@@ -34,22 +34,22 @@ func (m *muc) owner(r *room, st *server.Stanza) {
 		if d.JID != "" {
 			j, err := jid.Parse(d.JID)
 			if err != nil {
-				r.fail(st, server.ErrJIDMalformed)
+				fail(r, st, server.ErrJIDMalformed)
 				return
 			}
 			alt = j.String()
 		}
 		if err := r.destroy(st.From, d.Reason, alt); err != nil {
 			m.log.Error("muc: destroy", "room", r.key, "err", err)
-			r.fail(st, server.ErrInternal)
+			fail(r, st, server.ErrInternal)
 			return
 		}
-		r.result(st, nil)
+		result(r, st, nil)
 		return
 	}
 	f := q.Query.Form
 	if f == nil {
-		r.fail(st, server.ErrBadRequest)
+		fail(r, st, server.ErrBadRequest)
 		return
 	}
 	switch f.Type {
@@ -57,25 +57,25 @@ func (m *muc) owner(r *room, st *server.Stanza) {
 		// §10.1.3: cancelling the initial configuration destroys the room.
 		if r.locked {
 			if err := r.destroy(st.From, "", ""); err != nil {
-				r.fail(st, server.ErrInternal)
+				fail(r, st, server.ErrInternal)
 				return
 			}
 		}
-		r.result(st, nil)
+		result(r, st, nil)
 	case "submit":
 		next, err := r.cfg.apply(f, max(0, m.h.Props.Int(PropHistoryMax)))
 		if err != nil {
-			r.fail(st, err)
+			fail(r, st, err)
 			return
 		}
 		old, wasLocked := r.cfg, r.locked
 		if err := r.configure(next); err != nil {
 			m.log.Error("muc: configure", "room", r.key, "err", err)
-			r.fail(st, server.ErrInternal)
+			fail(r, st, server.ErrInternal)
 			return
 		}
 		r.locked = false
-		r.result(st, nil)
+		result(r, st, nil)
 		if !wasLocked {
 			r.reconfigured(a, old, next)
 		}
@@ -83,7 +83,7 @@ func (m *muc) owner(r *room, st *server.Stanza) {
 			r.destroyIfEmpty()
 		}
 	default:
-		r.fail(st, server.ErrBadRequest)
+		fail(r, st, server.ErrBadRequest)
 	}
 }
 

@@ -155,12 +155,12 @@ func (m *muc) available(st *server.Stanza) {
 	nick := st.To.Resourcepart()
 	if nick == "" {
 		// §7.2.? : entering without a nickname.
-		m.fail(st, server.Errorf(stanza.Modify, stanza.JIDMalformed, "a room nickname is required"))
+		fail(m, st, server.Errorf(stanza.Modify, stanza.JIDMalformed, "a room nickname is required"))
 		return
 	}
 	extra, jr, err := splitPresence(st.Raw)
 	if err != nil {
-		m.fail(st, server.ErrBadRequest)
+		fail(m, st, server.ErrBadRequest)
 		return
 	}
 	key := st.To.Bare().String()
@@ -168,7 +168,7 @@ func (m *muc) available(st *server.Stanza) {
 	r := m.lockRoom(key, nil)
 	if r == nil {
 		if !m.mayCreate(st.From) {
-			m.fail(st, server.Errorf(stanza.Cancel, stanza.NotAllowed, "room creation is restricted"))
+			fail(m, st, server.Errorf(stanza.Cancel, stanza.NotAllowed, "room creation is restricted"))
 			return
 		}
 		r = m.lockRoom(key, func(r *room) {
@@ -180,7 +180,7 @@ func (m *muc) available(st *server.Stanza) {
 			emit(r, RoomCreated{Room: r.jid, Owner: st.From})
 		})
 		if r == nil {
-			m.fail(st, server.ErrServiceUnavailable)
+			fail(m, st, server.ErrServiceUnavailable)
 			return
 		}
 	}
@@ -236,7 +236,7 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 		refuse = server.Errorf(stanza.Wait, stanza.ServiceUnavailable, "the room is full")
 	}
 	if refuse != nil {
-		r.fail(st, refuse)
+		fail(r, st, refuse)
 		return
 	}
 	mem := (*member)(nil)
@@ -254,7 +254,7 @@ func (m *muc) join(r *room, st *server.Stanza, nick string, extra []byte, jr joi
 	if o == nil {
 		oj, err := r.jid.WithResource(nick)
 		if err != nil {
-			r.fail(st, server.ErrJIDMalformed)
+			fail(r, st, server.ErrJIDMalformed)
 			return
 		}
 		o = &occupant{nick: nick, jid: oj, bare: bare, role: r.defaultRole(aff)}
@@ -332,12 +332,12 @@ func nickModified(raw []byte, nick string) bool {
 // the new nickname, then available from the new one.
 func (m *muc) changeNick(r *room, st *server.Stanza, o *occupant, nick string, extra []byte) {
 	if r.nicks[nick] != nil {
-		r.fail(st, server.Errorf(stanza.Cancel, stanza.Conflict, "that nickname is in use"))
+		fail(r, st, server.Errorf(stanza.Cancel, stanza.Conflict, "that nickname is in use"))
 		return
 	}
 	nj, err := r.jid.WithResource(nick)
 	if err != nil {
-		r.fail(st, server.ErrJIDMalformed)
+		fail(r, st, server.ErrJIDMalformed)
 		return
 	}
 	lv := leave{codes: []int{303}, newNick: nick}

@@ -105,19 +105,6 @@ func (r *room) reply(st *server.Stanza, typ string, raw []byte) {
 	r.out = append(r.out, outItem{st: &server.Stanza{Name: st.Name, Type: typ, ID: st.ID, From: st.To, To: st.From, Raw: raw}, sess: st.Session})
 }
 
-// fail answers st with a stanza error, never an error with an error.
-func (r *room) fail(st *server.Stanza, e *server.StanzaError) {
-	if st.Type == "error" || (st.Name == "iq" && st.Type == "result") {
-		return
-	}
-	r.reply(st, "error", server.ErrorReply(st, e))
-}
-
-// result answers an IQ.
-func (r *room) result(st *server.Stanza, payload []byte) {
-	r.reply(st, "result", server.IQResult(st, payload))
-}
-
 // unlock releases the room, then sends what the operation queued. Nothing is
 // routed or delivered while mu is held: routing is synchronous, and a bounce
 // (an offline invitee, a delivery hook refusing a stanza) comes straight
@@ -328,80 +315,72 @@ func (r *room) broadcastPresence(o *occupant, typ string, others [2]*tmpl, self 
 }
 
 // fanout queues, for every session of every occupant but skip, the stanza
-// pick(occupant) addressed to it. The copies share one buffer and their
-// Stanza values one slice: a broadcast costs two allocations, not two per
-// recipient.
+// pick(occupant) addressed to it.
 func (r *room) fanout(name, typ string, from jid.JID, skip *occupant, pick func(*occupant) *tmpl) {
 	n, size := 0, 0
 	for _, o := range r.list {
-		if o == skip {
-			continue
-		}
-		t := pick(o)
-		for _, mem := range o.sessions {
-			n++
-			size += t.len() + len(mem.toAttr)
+		if o != skip {
+			n += len(o.sessions)
+			size += len(o.sessions) * pick(o).len()
 		}
 	}
-	if n == 0 {
-		return
-	}
-	buf := make([]byte, 0, size)
-	sts := make([]server.Stanza, n)
-	r.out = slices.Grow(r.out, n)
-	i := 0
+	b := r.batch(n, size)
 	for _, o := range r.list {
 		if o == skip {
 			continue
 		}
 		t := pick(o)
 		for _, mem := range o.sessions {
-			start := len(buf)
-			buf = append(buf, t.head...)
-			buf = append(buf, mem.toAttr...)
-			buf = append(buf, t.tail...)
-			st := &sts[i]
-			i++
-			// Capacity-limited, so a delivery hook appending to Raw cannot
-			// overwrite the next recipient's copy.
-			*st = server.Stanza{Name: name, Type: typ, From: from, To: mem.jid, Raw: buf[start:len(buf):len(buf)]}
-			r.out = append(r.out, outItem{st: st, sess: mem.sess})
+			b.add(name, typ, from, mem, t)
 		}
 	}
 }
 
 // roster queues the presence of every occupant but skip to one session, as
-// it may see them (§7.2.3: the occupants a newcomer receives first), with
-// the same two allocations as fanout.
+// it may see them (§7.2.3: the occupants a newcomer receives first).
 func (r *room) roster(mem *member, skip *occupant, withJIDs bool) {
 	n, size := 0, 0
 	for _, x := range r.list {
 		if x != skip {
 			n++
-			size += r.presence(x, withJIDs).len() + len(mem.toAttr)
+			size += r.presence(x, withJIDs).len()
 		}
 	}
-	if n == 0 {
-		return
-	}
-	buf := make([]byte, 0, size)
-	sts := make([]server.Stanza, n)
-	r.out = slices.Grow(r.out, n)
-	i := 0
+	b := r.batch(n, size)
 	for _, x := range r.list {
-		if x == skip {
-			continue
+		if x != skip {
+			b.add("presence", "", x.jid, mem, r.presence(x, withJIDs))
 		}
-		t := r.presence(x, withJIDs)
-		start := len(buf)
-		buf = append(buf, t.head...)
-		buf = append(buf, mem.toAttr...)
-		buf = append(buf, t.tail...)
-		st := &sts[i]
-		i++
-		*st = server.Stanza{Name: "presence", From: x.jid, To: mem.jid, Raw: buf[start:len(buf):len(buf)]}
-		r.out = append(r.out, outItem{st: st, sess: mem.sess})
 	}
+}
+
+// batch holds the copies of one broadcast: they share one buffer and their
+// Stanza values one slice, so a broadcast costs two allocations, not two per
+// recipient.
+type batch struct {
+	r   *room
+	buf []byte
+	sts []server.Stanza
+}
+
+// batch prepares n copies of templates totalling size bytes (without the
+// recipients' 'to', which add tens of bytes each).
+func (r *room) batch(n, size int) *batch {
+	r.out = slices.Grow(r.out, n)
+	return &batch{r: r, buf: make([]byte, 0, size+n*48), sts: make([]server.Stanza, 0, n)}
+}
+
+// add queues t for mem.
+func (b *batch) add(name, typ string, from jid.JID, mem *member, t *tmpl) {
+	start := len(b.buf)
+	b.buf = append(b.buf, t.head...)
+	b.buf = append(b.buf, mem.toAttr...)
+	b.buf = append(b.buf, t.tail...)
+	// Capacity-limited, so a delivery hook appending to Raw cannot overwrite
+	// the next recipient's copy (and a buffer that had to grow leaves the
+	// earlier copies where they are).
+	b.sts = append(b.sts, server.Stanza{Name: name, Type: typ, From: from, To: mem.jid, Raw: b.buf[start:len(b.buf):len(b.buf)]})
+	b.r.out = append(b.r.out, outItem{st: &b.sts[len(b.sts)-1], sess: mem.sess})
 }
 
 // announce broadcasts o's current presence (after a presence, role or
