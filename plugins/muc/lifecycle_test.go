@@ -127,6 +127,13 @@ func TestSelfPing(t *testing.T) {
 	if r := o.ExpectID("p5"); !isError("feature-not-implemented")(r) {
 		t.Fatalf("answer: %s", r.Raw)
 	}
+	// vCard requests go to the occupant's bare JID, answered by the server on
+	// the user's behalf (no vCard plugin here: service-unavailable from
+	// x@localhost), and the answer comes back from the occupant JID.
+	r := o.IQ("<iq type='get' id='v1' to='"+roomJID("sp")+"/X'><vCard xmlns='vcard-temp'/></iq>", "v1")
+	if !isError("service-unavailable")(r) || from(r) != roomJID("sp")+"/X" {
+		t.Fatalf("vcard relay: %s", r.Raw)
+	}
 }
 
 // §7.8.2 mediated invitations and declines; XEP-0249 direct invitations

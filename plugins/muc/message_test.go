@@ -249,8 +249,17 @@ func TestModeratedRoom(t *testing.T) {
 	b.Expect("muted", func(el servertest.Element) bool {
 		return selfPresence("mod", "B")(el) && strings.Contains(el.Raw, "role='visitor'")
 	})
-	// Voice list.
-	adminIQ(a, "mod", "voice2", "<item nick='B' role='participant'/>")
+	// The voice list, modified with several items at once (§8.5).
+	c := e.login("c", "r")
+	join(c, "mod", "C", "")
+	if r := adminIQ(a, "mod", "voice2", "<item nick='B' role='participant'/><item nick='C' role='participant'/>"); r.Attrs["type"] != "result" {
+		t.Fatalf("voice list change: %s", r.Raw)
+	}
 	list := adminGet(a, "mod", "vl", "<item role='participant'/>")
-	wantContains(t, "voice list", list, "<item role='participant' affiliation='none' nick='B' jid='b@localhost/r'/>")
+	wantContains(t, "voice list", list, "<item role='participant' affiliation='none' nick='B' jid='b@localhost/r'/>",
+		"<item role='participant' affiliation='none' nick='C' jid='c@localhost/r'/>")
+	// A batch with one item the actor may not change changes nothing.
+	if r := adminIQ(b, "mod", "voice3", "<item nick='C' role='visitor'/>"); !isError("forbidden")(r) {
+		t.Fatalf("participant changes roles: %s", r.Raw)
+	}
 }
