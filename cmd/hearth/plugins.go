@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/hearth-im/hearth/roster"
 	"net"
 	"strconv"
 	"time"
@@ -26,6 +27,7 @@ import (
 // deps are the running pieces some plugins are built on; zero when only the
 // plugins' property definitions are needed (the user and prop subcommands).
 type deps struct {
+	rosters  roster.Store // the presence engine's
 	turn     *turn.Server
 	turnHost func() string
 	// mediaNodes are the Kurento URLs of the embedded node and --kms;
@@ -47,7 +49,7 @@ func pluginList(d deps) []plugins.Info {
 		xtime.Plugin(),
 		register.Plugin(),
 		offline.Plugin(),
-		blocking.Plugin(),
+		blocking.Plugin(d.rosters),
 		carbons.Plugin(),
 		vcard.Plugin(),
 		private.Plugin(),

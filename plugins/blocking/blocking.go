@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hearth-im/hearth/plugins"
+	"github.com/hearth-im/hearth/roster"
 	"github.com/hearth-im/hearth/server"
 	"github.com/hearth-im/hearth/server/wire"
 	"github.com/hearth-im/hearth/storage"
@@ -30,8 +31,10 @@ import (
 var errBlocked = &server.StanzaError{Type: stanza.Cancel, Condition: stanza.NotAcceptable,
 	App: []byte("<blocked xmlns='urn:xmpp:blocking:errors'/>")}
 
-// Plugin describes the blocking plugin.
-func Plugin() plugins.Info {
+// Plugin describes the blocking plugin. rosters, when not nil, is the
+// presence engine's roster store (the binary passes it); without it the plugin
+// opens its own store on the database (tests).
+func Plugin(rosters roster.Store) plugins.Info {
 	return plugins.Info{Name: "blocking", Help: "XEP-0191 Blocking Command",
 		Migrations: []storage.Migration{{Version: 1, Up: `
 CREATE TABLE blocklist (
@@ -39,7 +42,7 @@ CREATE TABLE blocklist (
 	jid  TEXT NOT NULL, -- normalised: user@domain/resource, user@domain, domain/resource or domain
 	PRIMARY KEY (user, jid)
 ) STRICT, WITHOUT ROWID;`}},
-		New: func() plugins.Plugin { return &blocker{} },
+		New: func() plugins.Plugin { return &blocker{shared: rosters} },
 	}
 }
 
@@ -60,7 +63,9 @@ type blocker struct {
 	h       *plugins.Host
 	srv     *server.Server
 	domain  string
-	rosters *storage.RosterStore
+	rosters roster.Store         // read for subscriptions (who gets unavailable on block)
+	shared  roster.Store         // the presence engine's, when given
+	own     *storage.RosterStore // opened by the plugin when none was given
 	seq     atomic.Uint64
 
 	edit sync.Mutex // one change at a time: database, presence, then cache
@@ -94,8 +99,13 @@ func (b *blocker) Start(h *plugins.Host) error {
 	}
 	rows.Close()
 	b.lists.Store(&lists)
-	if b.rosters, err = storage.NewRosterStore(h.DB, storage.RosterOptions{CachedRosters: 64}); err != nil {
-		return err
+	b.rosters = b.shared
+	if b.rosters == nil {
+		own, err := storage.NewRosterStore(h.DB, storage.RosterOptions{CachedRosters: 64})
+		if err != nil {
+			return err
+		}
+		b.rosters, b.own = own, own
 	}
 	// Conversations looks for the feature on the server, the XEP on the account.
 	for _, addr := range []server.Addressee{server.ToBare, server.ToServer} {
@@ -117,7 +127,9 @@ func (b *blocker) Start(h *plugins.Host) error {
 }
 
 func (b *blocker) Stop() error {
-	b.rosters.Close()
+	if b.own != nil {
+		b.own.Close()
+	}
 	return nil
 }
 

@@ -43,7 +43,7 @@ func TestHooksDoNotAllocate(t *testing.T) {
 		t.Skip("allocation counts are meaningless under the race detector; run without -race")
 	}
 	var b *blocker
-	info := Plugin()
+	info := Plugin(nil)
 	info.New = func() plugins.Plugin { b = &blocker{}; return b }
 	e, _ := plugintest.Start(t, servertest.Options{}, info)
 	e.AddUser("alice", "pw")
@@ -72,7 +72,7 @@ func TestHooksDoNotAllocate(t *testing.T) {
 // a blocklist, and towards a user with one (its list is matched).
 func BenchmarkDeliverHook(b *testing.B) {
 	var bl *blocker
-	info := Plugin()
+	info := Plugin(nil)
 	info.New = func() plugins.Plugin { bl = &blocker{}; return bl }
 	e, _ := plugintest.Start(b, servertest.Options{}, info)
 	for _, u := range []string{"alice", "bob", "carol"} {

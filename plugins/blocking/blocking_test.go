@@ -21,7 +21,7 @@ const ns = "urn:xmpp:blocking"
 
 func start(t *testing.T, o servertest.Options) *servertest.Env {
 	t.Helper()
-	e, _ := plugintest.Start(t, o, blocking.Plugin(), offline.Plugin())
+	e, _ := plugintest.Start(t, o, blocking.Plugin(nil), offline.Plugin())
 	for _, u := range []string{"alice", "bob", "carol"} {
 		if _, err := e.DB.Users().Get(context.Background(), u); err != nil {
 			e.AddUser(u, "pw")
