@@ -191,8 +191,8 @@ type pendingIQ struct {
 var errNotJoined = server.Errorf(stanza.Cancel, stanza.NotAcceptable, "you are not joined to this room")
 
 // occupantIQ answers XEP-0410 self-pings and relays other IQs between
-// occupants (§7.? IQ to occupant JIDs; vCard requests go to the user's bare
-// JID, §7.? "vcard-temp").
+// occupants (IQs to occupant JIDs go to the occupant's client; vCard
+// requests go to the user's bare JID, as XEP-0045 recommends).
 func (m *muc) occupantIQ(st *server.Stanza) {
 	if st.Type == "result" || st.Type == "error" {
 		m.relayAnswer(st)

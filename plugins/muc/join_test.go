@@ -87,7 +87,7 @@ func TestJoinErrors(t *testing.T) {
 	create(owner, "club", "Boss")
 	other := e.login("other", "r")
 
-	// §7.2.? : no nickname.
+	// No nickname: jid-malformed.
 	other.Write("<presence to='" + roomJID("club") + "'><x xmlns='" + nsMUC + "'/></presence>")
 	other.Expect("no nick", isError("jid-malformed"))
 

@@ -203,7 +203,7 @@ type userX struct {
 }
 
 // mediated handles invitations and declines sent through the room (§7.8.2,
-// §7.8.? decline).
+// and the invitee's decline).
 func (m *muc) mediated(st *server.Stanza) {
 	var u userX
 	if st.Decode(&u) != nil || u.X == nil || (len(u.X.Invites) == 0 && u.X.Decline == nil) {

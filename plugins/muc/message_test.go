@@ -219,7 +219,7 @@ func TestNickChange(t *testing.T) {
 	if el := a.Expect("from new nick", groupchat("nicks", "renamed")); from(el) != roomJID("nicks")+"/Bee" {
 		t.Fatalf("from: %s", el.Raw)
 	}
-	// Conflict (§7.6.? 409).
+	// The new nickname is taken: conflict.
 	b.Write("<presence to='" + roomJID("nicks") + "/A'/>")
 	el := b.Expect("conflict", presenceFrom("nicks", "A", "error"))
 	wantContains(t, "conflict", el, "<conflict ")

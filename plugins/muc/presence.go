@@ -154,7 +154,6 @@ func (m *muc) unavailable(st *server.Stanza) {
 func (m *muc) available(st *server.Stanza) {
 	nick := st.To.Resourcepart()
 	if nick == "" {
-		// §7.2.? : entering without a nickname.
 		fail(m, st, server.Errorf(stanza.Modify, stanza.JIDMalformed, "a room nickname is required"))
 		return
 	}

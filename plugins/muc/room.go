@@ -455,7 +455,7 @@ func (r *room) drop(o *occupant) {
 }
 
 // destroyIfEmpty ends a temporary room when its last occupant has left
-// (§10.1.? "temporary room": destroyed when the last occupant exits).
+// (a temporary room is destroyed when the last occupant exits, §4.2).
 func (r *room) destroyIfEmpty() {
 	if len(r.list) > 0 || (r.cfg.Persistent && !r.locked) {
 		return

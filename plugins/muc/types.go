@@ -90,7 +90,7 @@ func parseRole(s string) (Role, bool) {
 }
 
 // Occupant is one client session in a room, as other plugins see it. A user
-// present with several sessions under one nickname (XEP-0045 §7.2.? multi-
+// present with several sessions under one nickname (multi-
 // session nicknames) is several Occupants sharing Nick.
 type Occupant struct {
 	Room        jid.JID // the room's bare JID
