@@ -90,8 +90,8 @@ func parseRole(s string) (Role, bool) {
 }
 
 // Occupant is one client session in a room, as other plugins see it. A user
-// present with several sessions under one nickname (multi-
-// session nicknames) is several Occupants sharing Nick.
+// present with several sessions under one nickname is several Occupants
+// sharing Nick.
 type Occupant struct {
 	Room        jid.JID // the room's bare JID
 	Nick        string
