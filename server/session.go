@@ -192,7 +192,17 @@ func (s *Session) Send(b []byte) bool {
 }
 
 func (s *Session) writeLoop() {
-	var scratch []byte
+	buf, _ := s.srv.writeBufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	defer s.srv.writeBufs.Put(buf)
+	scratch := (*buf)[:0]
+	defer func() {
+		if cap(scratch) <= 64<<10 {
+			*buf = scratch[:0]
+		}
+	}()
 	var spare [][]byte
 	for {
 		s.mu.Lock()
