@@ -96,15 +96,23 @@ func (e *Engine) Start() error {
 	sc.StreamFeature(true, func() []byte {
 		return []byte("<ver xmlns='" + roster.NSVersioning + "'/><sub xmlns='" + roster.NSPreApproval + "'/>")
 	})
+	server.OnEvent(sc, func(ev server.SessionStarted) { ev.Session.SetValue(stateKey{}, &state{sess: ev.Session}) })
+	server.OnEvent(sc, e.sessionEnded)
+	e.scope = sc
+	return nil
+}
+
+// ServeLastActivity answers XEP-0012 queries through sc: the server's uptime,
+// a contact's last logout from the engine's records, and queries to a full
+// JID forwarded to the client. The engine records logouts whether or not
+// this runs (probes need them); plugins/last calls it, so the queries can be
+// switched off like any plugin.
+func (e *Engine) ServeLastActivity(sc *server.Scope) {
 	sc.HandleIQ("get", nsLast, server.ToServer, e.lastServer)
 	sc.HandleIQ("get", nsLast, server.ToBare, e.lastBare)
 	sc.HandleIQ("get", nsLast, server.ToFull, e.lastFull)
 	sc.Feature(server.ToServer, nsLast)
 	sc.Feature(server.ToBare, nsLast)
-	server.OnEvent(sc, func(ev server.SessionStarted) { ev.Session.SetValue(stateKey{}, &state{sess: ev.Session}) })
-	server.OnEvent(sc, e.sessionEnded)
-	e.scope = sc
-	return nil
 }
 
 // Stop unregisters the engine, writes the pending last-activity records and closes

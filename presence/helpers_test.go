@@ -40,6 +40,7 @@ func start(t testing.TB, o servertest.Options, users ...string) *env {
 		if err := eng.Start(); err != nil {
 			t.Fatal(err)
 		}
+		eng.ServeLastActivity(e.Srv.NewScope("last")) // as plugins/last does
 		e.OnStop(func() {
 			if err := eng.Stop(); err != nil {
 				t.Errorf("engine stop: %v", err)

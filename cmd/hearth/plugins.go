@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/hearth-im/hearth/plugins/last"
+	"github.com/hearth-im/hearth/presence"
 	"github.com/hearth-im/hearth/roster"
 	"net"
 	"strconv"
@@ -27,6 +29,7 @@ import (
 // deps are the running pieces some plugins are built on; zero when only the
 // plugins' property definitions are needed (the user and prop subcommands).
 type deps struct {
+	presence *presence.Engine
 	rosters  roster.Store // the presence engine's
 	turn     *turn.Server
 	turnHost func() string
@@ -50,6 +53,7 @@ func pluginList(d deps) []plugins.Info {
 		register.Plugin(),
 		offline.Plugin(),
 		blocking.Plugin(d.rosters),
+		last.Plugin(func() *presence.Engine { return d.presence }),
 		carbons.Plugin(),
 		vcard.Plugin(),
 		private.Plugin(),

@@ -200,7 +200,7 @@ func start(ctx context.Context, f *serveFlags, log *slog.Logger) (*app, error) {
 	// The video gateway dials the media nodes when it starts, so the embedded
 	// node listens first; tokens point at --http, known once it listens.
 	var publicURL atomic.Pointer[string]
-	d := deps{turn: a.turn, turnHost: turnHost, rosters: a.presence.Roster().Store(),
+	d := deps{turn: a.turn, turnHost: turnHost, presence: a.presence, rosters: a.presence.Roster().Store(),
 		mediaNodes: func() []string { return a.mediaNodeURLs() },
 		httpURL: func() string {
 			if u := publicURL.Load(); u != nil {

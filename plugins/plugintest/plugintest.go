@@ -26,6 +26,11 @@ func Start(t testing.TB, o servertest.Options, infos ...plugins.Info) (*serverte
 		}
 	}
 	o.Setup = func(e *servertest.Env) {
+		// The caller's setup first: it builds what plugins depend on (the
+		// presence engine), as cmd/hearth does before starting plugins.
+		if setup != nil {
+			setup(e)
+		}
 		var err error
 		mgr, err = plugins.NewManager(e.Srv, e.DB, slog.New(slog.NewTextHandler(io.Discard, nil)), infos)
 		if err != nil {
@@ -35,9 +40,6 @@ func Start(t testing.TB, o servertest.Options, infos ...plugins.Info) (*serverte
 			t.Fatal(err)
 		}
 		e.OnStop(func() { mgr.Stop(context.Background()) })
-		if setup != nil {
-			setup(e)
-		}
 	}
 	return servertest.Start(t, o), mgr
 }
