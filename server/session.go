@@ -217,8 +217,10 @@ func (s *Session) writeLoop() {
 			return
 		}
 		batch := s.q
-		for _, b := range batch {
-			s.sm.account(b)
+		if s.sm != nil {
+			for _, b := range batch {
+				s.sm.account(b)
+			}
 		}
 		if r := s.sm.request(); r != nil {
 			batch = append(batch, r)
